@@ -1,0 +1,14 @@
+/**
+ * The `sg` command and its verbs.
+ */
+import * as Command from "@effect/cli/Command"
+import { serve } from "./commands/Serve.js"
+
+/** `sg`, with every verb. */
+export const sg = Command.make("sg").pipe(
+  Command.withDescription("Traced, resilient services for AI agent gateways"),
+  Command.withSubcommands([serve])
+)
+
+/** Parses `argv` (as `process.argv`) and runs the verb it names. */
+export const run = Command.run(sg, { name: "sg", version: "0.1.0" })

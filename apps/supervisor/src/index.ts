@@ -1,0 +1,2 @@
+/** The `sg` command, for embedding or testing. */
+export * as Cli from "./Cli.js"

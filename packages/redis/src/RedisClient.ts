@@ -1,0 +1,217 @@
+/**
+ * The Redis connection every sg package shares: one ioredis client per scope, typed errors,
+ * keys under a configurable prefix, and Lua scripts registered once.
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { type ChainableCommander, Redis, type RedisOptions } from "ioredis"
+import { classify, redactUrl } from "./internal/classify.js"
+import { RedisCommandError, type RedisError, RedisUnavailable } from "./RedisError.js"
+import type { RedisScript } from "./RedisScript.js"
+
+/** How to reach Redis and how quickly to give up on it. */
+export interface Options {
+  /** `redis://[:password@]host:port[/db]`; redacted in every log line. */
+  readonly url: string | Redacted.Redacted<string>
+  /** Prefix of every key (`<prefix>:trace:<id>`); defaults to `sg`. */
+  readonly prefix?: string | undefined
+  /** How long a connection attempt may take; defaults to 2 seconds. */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** How long a command may wait for its reply, queued or sent; defaults to 2 seconds. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /** How many commands may wait for a connection at once before new ones fail at once; defaults to 1000. */
+  readonly offlineQueueLimit?: number | undefined
+  /** Further ioredis options, applied last. */
+  readonly clientOptions?: RedisOptions | undefined
+}
+
+/** A Redis connection with typed errors. */
+export interface Service {
+  /** The key prefix, without the trailing colon. */
+  readonly prefix: string
+  /** Joins parts under the prefix: `key("trace", id)` is `sg:trace:<id>`. */
+  readonly key: (...parts: ReadonlyArray<string>) => string
+  /** The server's URL with any password masked. */
+  readonly target: string
+  /** The ioredis client, for what this interface does not cover. Its promises reject with raw errors. */
+  readonly client: Redis
+  /** Runs one ioredis call; `command` names it in errors. */
+  readonly use: <A>(command: string, f: (client: Redis) => Promise<A>) => Effect.Effect<A, RedisError>
+  /** Runs the commands `f` queues as one MULTI/EXEC; fails if any of them failed. */
+  readonly multi: (
+    command: string,
+    f: (transaction: ChainableCommander) => ChainableCommander
+  ) => Effect.Effect<ReadonlyArray<unknown>, RedisError>
+  /** Runs a Lua script (registered on first use) and decodes its reply. */
+  readonly eval: <A, I>(
+    script: RedisScript<A, I>,
+    keys: ReadonlyArray<string>,
+    args: ReadonlyArray<string | number>
+  ) => Effect.Effect<A, RedisError>
+  /** PING: succeeds only when Redis answers. */
+  readonly ping: Effect.Effect<void, RedisError>
+  /** Whether the connection is up right now (no round trip). */
+  readonly isReady: Effect.Effect<boolean>
+}
+
+/** The shared Redis connection. */
+export class RedisClient extends Context.Tag("@sg/redis/RedisClient")<RedisClient, Service>() {}
+
+/** `REDIS_URL` (required), `SG_KEY_PREFIX` (sg) and the timeouts, read through `Config`. */
+export const config: Config.Config<Options> = Config.all({
+  url: Config.redacted("REDIS_URL").pipe(Config.withDescription("Redis URL, redis://host:port/db")),
+  prefix: Config.string("SG_KEY_PREFIX").pipe(
+    Config.withDefault("sg"),
+    Config.validate({
+      message: "SG_KEY_PREFIX must be non-empty and contain no spaces",
+      validation: (s) => /^\S+$/.test(s)
+    })
+  ),
+  connectTimeout: Config.duration("SG_REDIS_CONNECT_TIMEOUT").pipe(Config.withDefault(Duration.seconds(2))),
+  commandTimeout: Config.duration("SG_REDIS_COMMAND_TIMEOUT").pipe(Config.withDefault(Duration.seconds(2))),
+  offlineQueueLimit: Config.integer("SG_REDIS_OFFLINE_QUEUE").pipe(
+    Config.withDefault(1000),
+    Config.validate({ message: "SG_REDIS_OFFLINE_QUEUE must be at least 0", validation: (n) => n >= 0 })
+  )
+})
+
+interface ScriptHost {
+  readonly [name: string]: (...args: ReadonlyArray<string | number>) => Promise<unknown>
+}
+
+/** Connects (in the background: a down Redis does not fail start-up) and quits when the scope closes. */
+export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
+    const target = redactUrl(url)
+    const prefix = options.prefix ?? "sg"
+    const offlineQueueLimit = options.offlineQueueLimit ?? 1000
+    const runtime = yield* Effect.runtime<never>()
+    const log = (effect: Effect.Effect<void>) =>
+      Runtime.runFork(runtime)(effect.pipe(Effect.annotateLogs({ package: "@sg/redis", redis: target })))
+
+    const client = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const client = new Redis(url, {
+          lazyConnect: true,
+          connectTimeout: Duration.toMillis(options.connectTimeout ?? Duration.seconds(2)),
+          commandTimeout: Duration.toMillis(options.commandTimeout ?? Duration.seconds(2)),
+          maxRetriesPerRequest: 1,
+          retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2000),
+          ...options.clientOptions
+        })
+        let down = false
+        client.on("error", (error: Error) => {
+          if (down) return
+          down = true
+          log(Effect.logWarning(`Redis unreachable: ${error.message}; retrying in the background`))
+        })
+        client.on("ready", () => {
+          if (!down) return
+          down = false
+          log(Effect.logInfo("Redis reachable again"))
+        })
+        client.connect().catch(() => undefined)
+        return client
+      }),
+      (client) =>
+        Effect.tryPromise(() => client.quit()).pipe(
+          Effect.timeout("1 second"),
+          Effect.ignore,
+          Effect.ensuring(Effect.sync(() => {
+            client.disconnect()
+            client.removeAllListeners()
+          }))
+        )
+    )
+
+    let waitingOffline = 0
+    const use = <A>(command: string, f: (client: Redis) => Promise<A>): Effect.Effect<A, RedisError> =>
+      Effect.suspend(() => {
+        if (client.status === "ready") {
+          return Effect.tryPromise({ try: () => f(client), catch: (error) => classify(command, error, target) })
+        }
+        if (client.status === "end" || waitingOffline >= offlineQueueLimit) {
+          return Effect.fail(
+            new RedisUnavailable({
+              command,
+              message: client.status === "end"
+                ? `Redis client for ${target} is closed`
+                : `Redis at ${target} is not connected and ${waitingOffline} commands already wait for it`
+            })
+          )
+        }
+        waitingOffline++
+        return Effect.tryPromise({ try: () => f(client), catch: (error) => classify(command, error, target) }).pipe(
+          Effect.ensuring(Effect.sync(() => waitingOffline--))
+        )
+      })
+
+    const multi = (command: string, f: (transaction: ChainableCommander) => ChainableCommander) =>
+      Effect.flatMap(use(command, (client) => f(client.multi()).exec()), (replies) => {
+        if (replies === null) {
+          return Effect.fail(new RedisCommandError({ command, message: `${command}: transaction aborted` }))
+        }
+        const results: Array<unknown> = []
+        for (const [error, result] of replies) {
+          if (error !== null) return Effect.fail(classify(command, error, target))
+          results.push(result)
+        }
+        return Effect.succeed(results)
+      })
+
+    const scripts = new Map<string, { readonly lua: string; readonly decode: (u: unknown) => Effect.Effect<unknown, ParseResult.ParseError> }>()
+    const host = client as unknown as ScriptHost
+    const evalScript = <A, I>(script: RedisScript<A, I>, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) =>
+      Effect.suspend(() => {
+        let entry = scripts.get(script.name)
+        if (entry === undefined) {
+          client.defineCommand(script.name, { numberOfKeys: script.numberOfKeys, lua: script.lua })
+          entry = { lua: script.lua, decode: Schema.decodeUnknown(script.reply) }
+          scripts.set(script.name, entry)
+        } else if (entry.lua !== script.lua) {
+          return Effect.dieMessage(`two different Lua scripts are both named ${script.name}`)
+        }
+        const decode = entry.decode as (u: unknown) => Effect.Effect<A, ParseResult.ParseError>
+        return use(script.name, () => host[script.name]!(...keys, ...args)).pipe(
+          Effect.flatMap((reply) =>
+            Effect.mapError(decode(reply), (error) =>
+              new RedisCommandError({
+                command: script.name,
+                message: `unexpected reply from script ${script.name}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`,
+                cause: error
+              }))
+          )
+        )
+      })
+
+    return RedisClient.of({
+      prefix,
+      key: (...parts) => `${prefix}:${parts.join(":")}`,
+      target,
+      client,
+      use,
+      multi,
+      eval: evalScript,
+      ping: Effect.asVoid(use("PING", (client) => client.ping())),
+      isReady: Effect.sync(() => client.status === "ready")
+    })
+  })
+
+/** A client for the given options. */
+export const layer = (options: Options): Layer.Layer<RedisClient> => Layer.scoped(RedisClient, make(options))
+
+/** A client configured from the environment (see `config`). */
+export const layerConfig: Layer.Layer<RedisClient, ConfigError.ConfigError> = Layer.scoped(
+  RedisClient,
+  Effect.flatMap(config, make)
+)

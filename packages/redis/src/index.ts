@@ -1,0 +1,11 @@
+/** The Redis connection sg shares, its errors and scripts. */
+export * as RedisClient from "./RedisClient.js"
+
+/** Why a Redis call failed. */
+export * from "./RedisError.js"
+
+/** Typed Lua scripts. */
+export * as RedisScript from "./RedisScript.js"
+
+/** A private Redis server for tests. */
+export * as RedisTestServer from "./RedisTestServer.js"

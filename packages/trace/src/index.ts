@@ -1,0 +1,1 @@
+export * as TraceId from "./TraceId.js"
