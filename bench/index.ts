@@ -1,0 +1,16 @@
+/**
+ * `pnpm bench [name ...]`: runs the named benchmarks (all when none is named), one after another.
+ */
+const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }>> = {}
+
+const wanted = process.argv.slice(2)
+const names = wanted.length > 0 ? wanted : Object.keys(suites)
+for (const name of names) {
+  const load = suites[name]
+  if (load === undefined) {
+    console.error(`unknown benchmark ${name}; known: ${Object.keys(suites).join(", ")}`)
+    process.exit(2)
+  }
+  const suite = await load()
+  await suite.run()
+}

@@ -1,0 +1,1 @@
+export * as Lease from "./Lease.js"
