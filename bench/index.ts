@@ -1,7 +1,13 @@
 /**
  * `pnpm bench [name ...]`: runs the named benchmarks (all when none is named), one after another.
  */
-const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }>> = {}
+const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }>> = {
+  "trace-id": () => import("./trace-id.js"),
+  "trace-store": () => import("./trace-store.js"),
+  sweep: () => import("./sweep.js"),
+  breaker: () => import("./breaker.js"),
+  recorder: () => import("./recorder.js")
+}
 
 const wanted = process.argv.slice(2)
 const names = wanted.length > 0 ? wanted : Object.keys(suites)

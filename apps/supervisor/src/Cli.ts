@@ -3,11 +3,12 @@
  */
 import * as Command from "@effect/cli/Command"
 import { serve } from "./commands/Serve.js"
+import { traceId } from "./commands/TraceIdCommand.js"
 
 /** `sg`, with every verb. */
 export const sg = Command.make("sg").pipe(
   Command.withDescription("Traced, resilient services for AI agent gateways"),
-  Command.withSubcommands([serve])
+  Command.withSubcommands([serve, traceId])
 )
 
 /** Parses `argv` (as `process.argv`) and runs the verb it names. */

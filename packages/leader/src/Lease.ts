@@ -1,5 +1,6 @@
 /**
- * The lease a leader holds while its effect runs: who holds it, and the fencing epoch that proves it is the newest holder.
+ * The lease a leader holds while its effect runs: who holds it, and the fencing epoch that proves it is the newest
+ * holder.
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"

@@ -1,0 +1,1 @@
+export * as AgentRuntime from "./AgentRuntime.js"

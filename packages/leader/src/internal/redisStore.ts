@@ -1,0 +1,111 @@
+import { type RedisError, RedisClient, RedisScript } from "@sg/redis"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { LeaseStoreError } from "../LeaderElectionError.js"
+import type { Service } from "../LeaseStore.js"
+
+/**
+ * KEYS: lease, epoch. ARGV: token, TTL in ms, floor.
+ * SET NX PX; on success INCR the epoch, raised above the floor if the counter was lost. If the token already holds
+ * the lease, extends it. Replies {acquired 1|0, epoch, holder}.
+ */
+const acquire = RedisScript.make({
+  name: "sgLeaseAcquire",
+  numberOfKeys: 2,
+  lua: `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local epoch = redis.call('INCR', KEYS[2])
+  local floor = tonumber(ARGV[3])
+  if epoch <= floor then
+    epoch = floor + 1
+    redis.call('SET', KEYS[2], string.format('%d', epoch))
+  end
+  return {1, epoch, ARGV[1]}
+end
+local holder = redis.call('GET', KEYS[1])
+local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, epoch, holder}
+end
+return {0, epoch, holder}
+`,
+  reply: Schema.Tuple(Schema.Literal(0, 1), Schema.Number, Schema.String)
+})
+
+/** KEYS: lease, epoch. ARGV: token, epoch, TTL in ms. Compare-and-PEXPIRE: 1 when extended, 0 when not ours. */
+const renew = RedisScript.make({
+  name: "sgLeaseRenew",
+  numberOfKeys: 2,
+  lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+return 0
+`,
+  reply: Schema.Literal(0, 1)
+})
+
+/** KEYS: lease. ARGV: token. Compare-and-DEL: 1 when released, 0 when not ours. */
+const release = RedisScript.make({
+  name: "sgLeaseRelease",
+  numberOfKeys: 1,
+  lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`,
+  reply: Schema.Literal(0, 1)
+})
+
+const Epoch = Schema.NullOr(Schema.NumberFromString)
+
+/** The lease's two keys under the client's prefix. */
+export const keys = (redis: RedisClient.Service, name: string) => ({
+  lease: redis.key("lease", name),
+  epoch: redis.key("lease", name, "epoch")
+})
+
+const storeError = (error: RedisError) => new LeaseStoreError({ message: error.message, cause: error })
+
+/** A lease store over the shared Redis client. */
+export const makeRedis: Effect.Effect<Service, never, RedisClient.RedisClient> = Effect.map(
+  RedisClient.RedisClient,
+  (redis) => ({
+    tryAcquire: (name, token, ttlMillis, floor) => {
+      const { epoch, lease } = keys(redis, name)
+      return redis.eval(acquire, [lease, epoch], [token, Math.floor(ttlMillis), floor]).pipe(
+        Effect.map(([acquired, epoch, holder]) => ({ acquired: acquired === 1, epoch, holder })),
+        Effect.mapError(storeError)
+      )
+    },
+    renew: (name, token, epochNumber, ttlMillis) => {
+      const { epoch, lease } = keys(redis, name)
+      return redis.eval(renew, [lease, epoch], [token, String(epochNumber), Math.floor(ttlMillis)]).pipe(
+        Effect.map((reply) => reply === 1),
+        Effect.mapError(storeError)
+      )
+    },
+    release: (name, token) =>
+      redis.eval(release, [keys(redis, name).lease], [token]).pipe(
+        Effect.map((reply) => reply === 1),
+        Effect.mapError(storeError)
+      ),
+    read: (name) => {
+      const { epoch, lease } = keys(redis, name)
+      return redis.use("MGET", (client) => client.mget(lease, epoch)).pipe(
+        Effect.mapError(storeError),
+        Effect.flatMap(([holder, value]) =>
+          Schema.decodeUnknown(Epoch)(value ?? null).pipe(
+            Effect.mapError((cause) =>
+              new LeaseStoreError({ message: `the epoch key ${epoch} does not hold a number: ${value}`, cause })
+            ),
+            Effect.map((decoded) => ({ holder: holder ?? undefined, epoch: decoded ?? 0 }))
+          )
+        )
+      )
+    }
+  })
+)

@@ -1,0 +1,11 @@
+/** Named circuit breakers: `protect`, `isolate`, `reset`, state changes, metrics and status. */
+export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/** When breakers open and for how long: options, defaults and `SG_BREAKER_*` configuration. */
+export * as BreakerPolicy from "./BreakerPolicy.js"
+
+/** Why a guarded call failed on the breaker's account. */
+export * from "./CircuitBreakerError.js"
+
+/** Exponential, jittered retries that never retry an open circuit. */
+export * as Retry from "./Retry.js"

@@ -1,0 +1,81 @@
+/**
+ * Where execution records are kept: save, get and list them, newest first, by status or by agent. Two
+ * implementations share this interface and one conformance suite: Redis (the record as JSON at `sg:exec:<id>` with
+ * a 7-day TTL, sorted-set indexes `sg:exec:index`, `sg:exec:index:status:<status>` and `sg:exec:index:agent:<agent>`
+ * scored by start ms and trimmed of entries past retention on every write) and memory (the same under `Clock`).
+ * `TraceStore` exposes them as `saveExecution`, `getExecution` and `listExecutions`.
+ */
+import type { RedisError } from "@sg/redis"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type { ExecutionRecord, ExecutionSummary, Status } from "./ExecutionRecord.js"
+import type { TraceId } from "./TraceId.js"
+
+/** What to list. */
+export interface ListOptions {
+  readonly status?: Status | undefined
+  readonly agent?: string | undefined
+  /** Records per page, 1 to 100; 20 by default. */
+  readonly limit?: number | undefined
+  /** The `next_cursor` of the previous page. */
+  readonly cursor?: string | undefined
+}
+
+/** One page of a listing, newest first. */
+export interface Page {
+  readonly items: ReadonlyArray<ExecutionSummary>
+  /** Pass it as `cursor` for the next (older) page; null on the last page. Records saved meanwhile never shift it. */
+  readonly next_cursor: string | null
+}
+
+/** A stored value is not an execution record (or a record to save is not valid). */
+export class ExecutionRecordCorrupt
+  extends Schema.TaggedError<ExecutionRecordCorrupt>("@sg/trace/ExecutionRecordCorrupt")("ExecutionRecordCorrupt", {
+    trace_id: Schema.String,
+    message: Schema.String,
+    cause: Schema.optional(Schema.Defect)
+  })
+{}
+
+/** A listing's options are not acceptable; `field` names the one (`limit`, `status`, `agent` or `cursor`). */
+export class InvalidExecutionQuery extends Schema.TaggedError<InvalidExecutionQuery>("@sg/trace/InvalidExecutionQuery")(
+  "InvalidExecutionQuery",
+  {
+    field: Schema.String,
+    message: Schema.String
+  }
+) {}
+
+/** The store of execution records. */
+export interface ExecutionStore {
+  /** Saves (or replaces) a record, indexes it and trims the indexes it touches of entries past retention. */
+  readonly save: (record: ExecutionRecord) => Effect.Effect<void, RedisError | ExecutionRecordCorrupt>
+  /** The record of a trace; `None` when there is none (never saved, not sampled, or expired). */
+  readonly get: (traceId: TraceId) => Effect.Effect<Option.Option<ExecutionRecord>, RedisError | ExecutionRecordCorrupt>
+  /** A page of summaries, newest first; expired and unreadable records are skipped (the latter logged). */
+  readonly list: (options?: ListOptions) => Effect.Effect<Page, RedisError | InvalidExecutionQuery>
+}
+
+/** How long records are kept. */
+export interface Options {
+  /** TTL of a record and retention of its index entries (`SG_EXEC_TTL`, 7 days). */
+  readonly ttl: Duration.DurationInput
+}
+
+/** The defaults DESIGN.md gives. */
+export const defaults: Options = { ttl: Duration.days(7) }
+
+/** `SG_EXEC_TTL` (7 days), through `Config`. */
+export const config: Config.Config<Options> = Config.all({
+  ttl: Config.duration("SG_EXEC_TTL").pipe(
+    Config.withDefault(Duration.days(7)),
+    Config.validate({
+      message: "SG_EXEC_TTL must be at least 1 second",
+      validation: (d) => Duration.greaterThanOrEqualTo(d, Duration.seconds(1))
+    }),
+    Config.withDescription("how long execution records are kept")
+  )
+})

@@ -1,0 +1,399 @@
+/**
+ * The recorder: an Effect `Tracer` wrapped around whatever tracer is installed (so an OpenTelemetry exporter still
+ * runs beside it) that collects the spans of each trace and, when the trace's root span ends, reduces them into one
+ * `ExecutionRecord`, samples it and hands it to a sink (the store's `save`).
+ *
+ * Everything past collecting spans happens off the request path: a root's end puts its trace on a bounded ready list
+ * and a writer fiber reduces, samples and saves, after a short grace period so spans that end just after their root
+ * are in the record; a span that ends later still queues the trace again and the record is saved again with it.
+ * Recording is best effort: a full list or a failing sink drops the record, counts it in `records_dropped` and logs
+ * once per burst, never failing or slowing the traced effect. Closing the layer's scope flushes what is queued, within
+ * `flushTimeout`. With `SG_RECORD=off` nothing is installed.
+ *
+ * Status of calls and runs: `timeout` when the failure is a timeout (`TimeoutException`, or an error whose `_tag` says
+ * timeout), `error` otherwise. An interruption (a call that lost a race, a request cancelled) is not a timeout: it is
+ * `error` with the error text `interrupted` and `interrupted: true`.
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type { ExecutionRecord } from "./ExecutionRecord.js"
+import * as ExecTracer from "./internal/execTracer.js"
+import { type Limits, reduce, surelySuccess } from "./internal/reduce.js"
+import * as Redaction from "./Redaction.js"
+import * as Sampling from "./Sampling.js"
+import * as TraceId from "./TraceId.js"
+
+/** How the recorder records. Only `save` is required; the rest default to `defaults`. */
+export interface Options {
+  /** Where kept records go (the store's `save`). Its failures are counted and logged, never propagated. */
+  readonly save: (record: ExecutionRecord) => Effect.Effect<void, unknown>
+  /** Share of successful records kept, 0 to 1 (`SG_SAMPLE_SUCCESS`, 0.1). */
+  readonly sampleSuccess?: number | undefined
+  /** Characters kept of each input, output and error (`SG_TRUNCATE`, 500). */
+  readonly truncate?: number | undefined
+  /** Calls kept per run (1,000). */
+  readonly maxCallsPerRun?: number | undefined
+  /** Size cap of a record's JSON in bytes (256 KiB). */
+  readonly maxRecordBytes?: number | undefined
+  /** Runs over every stored text before it is cut (`Redaction.defaults`). */
+  readonly redact?: Redaction.Redactor | undefined
+  /** How long after the root ends the trace is reduced, for spans that end just after it (100 millis). */
+  readonly grace?: Duration.DurationInput | undefined
+  /** Traces that may wait for the writer; past this, records are dropped (1,000). */
+  readonly queueCapacity?: number | undefined
+  /** Traces in flight that may be buffered at once; past this, new traces are not recorded (10,000). */
+  readonly maxTraces?: number | undefined
+  /** Spans buffered per trace; past this they are counted in the record's `dropped.spans` (10,000). */
+  readonly maxSpansPerTrace?: number | undefined
+  /** Saves the writer runs at once (16). */
+  readonly concurrency?: number | undefined
+  /** How long closing the scope may spend flushing the queue (5 seconds). */
+  readonly flushTimeout?: Duration.DurationInput | undefined
+}
+
+/** The defaults of every option but `save`. */
+export const defaults: {
+  readonly sampleSuccess: number
+  readonly truncate: number
+  readonly maxCallsPerRun: number
+  readonly maxRecordBytes: number
+  readonly redact: Redaction.Redactor
+  readonly grace: Duration.Duration
+  readonly queueCapacity: number
+  readonly maxTraces: number
+  readonly maxSpansPerTrace: number
+  readonly concurrency: number
+  readonly flushTimeout: Duration.Duration
+} = {
+  sampleSuccess: 0.1,
+  truncate: 500,
+  maxCallsPerRun: 1000,
+  maxRecordBytes: 256 * 1024,
+  redact: Redaction.defaults,
+  grace: Duration.millis(100),
+  queueCapacity: 1000,
+  maxTraces: 10_000,
+  maxSpansPerTrace: 10_000,
+  concurrency: 16,
+  flushTimeout: Duration.seconds(5)
+}
+
+/** Why a record was lost. */
+export type DropReason =
+  | "queue_full"
+  | "store_failed"
+  | "too_many_traces"
+  | "invalid_trace_id"
+  | "reduce_failed"
+  | "shutdown"
+
+/** Records lost, tagged with `reason` (a `DropReason`). */
+export const recordsDropped = Metric.counter("records_dropped", {
+  description: "execution records lost: queue full, store failing, or shut down before they were saved",
+  incremental: true
+})
+
+/** Records handed to the sink and saved. */
+export const recordsSaved = Metric.counter("records_saved", {
+  description: "execution records saved",
+  incremental: true
+})
+
+/** What the recorder holds right now. */
+export interface Stats {
+  /** Traces whose root is still running. */
+  readonly openTraces: number
+  /** Traces waiting for the writer. */
+  readonly queued: number
+}
+
+/** The running recorder. */
+export interface Service {
+  readonly enabled: boolean
+  /** Reduces and saves every queued trace now, without waiting for its grace period. */
+  readonly flush: Effect.Effect<void>
+  readonly stats: Effect.Effect<Stats>
+}
+
+/** The recorder of the current scope. */
+export class Recorder extends Context.Tag("@sg/trace/Recorder")<Recorder, Service>() {}
+
+const batchSize = 256
+
+const labels = new Map<DropReason, ReadonlyArray<MetricLabel.MetricLabel>>()
+const labelsOf = (reason: DropReason) => {
+  let found = labels.get(reason)
+  if (found === undefined) {
+    found = [MetricLabel.make("reason", reason)]
+    labels.set(reason, found)
+  }
+  return found
+}
+
+/**
+ * Starts recording in the current scope: installs the recording tracer around the current one (for the rest of the
+ * scope) and forks the writer. Closing the scope flushes the queue.
+ */
+export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const o = {
+      save: options.save,
+      sampleSuccess: options.sampleSuccess ?? defaults.sampleSuccess,
+      truncate: options.truncate ?? defaults.truncate,
+      maxCallsPerRun: options.maxCallsPerRun ?? defaults.maxCallsPerRun,
+      maxRecordBytes: options.maxRecordBytes ?? defaults.maxRecordBytes,
+      redact: options.redact ?? defaults.redact,
+      grace: options.grace ?? defaults.grace,
+      queueCapacity: options.queueCapacity ?? defaults.queueCapacity,
+      maxTraces: options.maxTraces ?? defaults.maxTraces,
+      maxSpansPerTrace: options.maxSpansPerTrace ?? defaults.maxSpansPerTrace,
+      concurrency: options.concurrency ?? defaults.concurrency,
+      flushTimeout: options.flushTimeout ?? defaults.flushTimeout
+    }
+    const limits: Limits = {
+      truncate: o.truncate,
+      maxCallsPerRun: o.maxCallsPerRun,
+      maxRecordBytes: o.maxRecordBytes,
+      redact: o.redact
+    }
+    const graceMs = Duration.toMillis(o.grace)
+    const traces = new Map<string, ExecTracer.TraceBuffer>()
+    const ready: Array<ExecTracer.TraceBuffer> = []
+    const wake = yield* Effect.makeLatch(false)
+    const lock = yield* Effect.makeSemaphore(1)
+    let closed = false
+
+    // Drops since the last log line, and whether we are inside a burst of them.
+    let pendingDrops = 0
+    let lastReason: DropReason = "queue_full"
+    let lastCause: Cause.Cause<unknown> = Cause.empty
+    let inBurst = false
+    let burstDrops = 0
+    let savedSinceDrop = false
+    const drop = (reason: DropReason, n = 1) => {
+      recordsDropped.unsafeUpdate(n, labelsOf(reason))
+      pendingDrops += n
+      lastReason = reason
+      savedSinceDrop = false
+      wake.unsafeOpen()
+    }
+
+    const hooks: ExecTracer.Hooks = {
+      maxSpansPerTrace: o.maxSpansPerTrace,
+      rootBuffer: (traceId) => {
+        const existing = traces.get(traceId)
+        if (existing !== undefined) return existing
+        if (closed) return undefined
+        if (traces.size >= o.maxTraces) {
+          drop("too_many_traces")
+          return undefined
+        }
+        const buffer = ExecTracer.makeBuffer(traceId)
+        traces.set(traceId, buffer)
+        return buffer
+      },
+      schedule: (buffer, endTime) => {
+        if (buffer.state === "queued" || buffer.state === "dropped") return
+        if (closed || ready.length >= o.queueCapacity) {
+          buffer.state = "dropped"
+          if (traces.get(buffer.key) === buffer) traces.delete(buffer.key)
+          drop(closed ? "shutdown" : "queue_full")
+          return
+        }
+        buffer.state = "queued"
+        buffer.dueAt = ExecTracer.toMillis(endTime) + graceMs
+        ready.push(buffer)
+        wake.unsafeOpen()
+      }
+    }
+
+    // Reduces and samples a trace (plain code: most traces end here, kept by no one); the record when it is kept.
+    const prepare = (buffer: ExecTracer.TraceBuffer): ExecutionRecord | undefined => {
+      if (buffer.openRoots > 0) {
+        buffer.state = "open"
+        return undefined
+      }
+      buffer.state = "done"
+      if (traces.get(buffer.key) === buffer) traces.delete(buffer.key)
+      const traceId = TraceId.fromHex(buffer.key)
+      if (Option.isNone(traceId)) {
+        drop("invalid_trace_id")
+        return undefined
+      }
+      const spans = buffer.spans.slice()
+      if (surelySuccess(spans) && !Sampling.keep(traceId.value, "success", o.sampleSuccess)) return undefined
+      try {
+        const reduced = reduce({ traceId: traceId.value, spans, droppedSpans: buffer.droppedSpans })
+        if (Option.isNone(reduced) || !Sampling.keep(traceId.value, reduced.value.status, o.sampleSuccess)) {
+          return undefined
+        }
+        return reduced.value.build(limits)
+      } catch (defect) {
+        lastCause = Cause.die(defect)
+        drop("reduce_failed")
+        return undefined
+      }
+    }
+
+    const saveOne = (record: ExecutionRecord): Effect.Effect<void> =>
+      o.save(record).pipe(
+        Effect.matchCause({
+          onFailure: (cause) => {
+            if (Cause.isInterruptedOnly(cause)) return drop("shutdown")
+            lastCause = cause
+            drop("store_failed")
+          },
+          onSuccess: () => {
+            recordsSaved.unsafeUpdate(1, [])
+            savedSinceDrop = true
+          }
+        }),
+        Effect.onInterrupt(() => Effect.sync(() => drop("shutdown")))
+      )
+
+    const logBurst = Effect.suspend(() => {
+      if (pendingDrops > 0) {
+        const n = pendingDrops
+        pendingDrops = 0
+        burstDrops += n
+        if (inBurst) return Effect.void
+        inBurst = true
+        return Effect.logWarning(
+          `execution records dropped (${lastReason}); further drops are counted in records_dropped`,
+          lastCause
+        ).pipe(Effect.annotateLogs({ reason: lastReason, dropped: n }))
+      }
+      if (inBurst && savedSinceDrop) {
+        inBurst = false
+        const n = burstDrops
+        burstDrops = 0
+        lastCause = Cause.empty
+        return Effect.logInfo(`execution records are saved again, after ${n} were dropped`)
+      }
+      return Effect.void
+    })
+
+    const processBatch = (batch: ReadonlyArray<ExecTracer.TraceBuffer>) =>
+      Effect.suspend(() => {
+        const records: Array<ExecutionRecord> = []
+        for (const buffer of batch) {
+          const record = prepare(buffer)
+          if (record !== undefined) records.push(record)
+        }
+        return records.length === 0
+          ? Effect.void
+          : Effect.forEach(records, saveOne, { concurrency: o.concurrency, discard: true })
+      })
+
+    // At most `batchSize` at a time, so a backlog is worked off in slices the request fibers can run between.
+    const takeDue = (now: number) => {
+      const due: Array<ExecTracer.TraceBuffer> = []
+      let kept = 0
+      for (const buffer of ready) {
+        if (buffer.dueAt <= now && due.length < batchSize) due.push(buffer)
+        else ready[kept++] = buffer
+      }
+      ready.length = kept
+      return due
+    }
+
+    const flush = lock.withPermits(1)(Effect.suspend(() => processBatch(ready.splice(0)))).pipe(
+      Effect.zipRight(logBurst),
+      Effect.withTracerEnabled(false)
+    )
+
+    const writer = Effect.gen(function*() {
+      yield* wake.await
+      yield* wake.close
+      for (;;) {
+        yield* logBurst
+        if (ready.length === 0) return
+        const now = yield* Clock.currentTimeMillis
+        let next = Infinity
+        for (const buffer of ready) next = Math.min(next, buffer.dueAt)
+        if (next > now) yield* Clock.sleep(Duration.millis(next - now))
+        else {
+          yield* lock.withPermits(1)(Effect.suspend(() => processBatch(takeDue(now))))
+          yield* Effect.yieldNow()
+        }
+      }
+    }).pipe(
+      Effect.forever,
+      Effect.withTracerEnabled(false),
+      Effect.annotateLogs({ package: "@sg/trace", fiber: "Recorder" })
+    )
+    yield* Effect.forkScoped(Effect.interruptible(writer))
+
+    yield* Effect.addFinalizer(() =>
+      flush.pipe(
+        Effect.interruptible,
+        Effect.timeoutOption(o.flushTimeout),
+        Effect.zipRight(Effect.suspend(() => {
+          closed = true
+          const left = new Set([...ready, ...traces.values()])
+          for (const buffer of left) buffer.state = "dropped"
+          ready.length = 0
+          traces.clear()
+          if (left.size > 0) drop("shutdown", left.size)
+          return logBurst
+        })),
+        Effect.annotateLogs({ package: "@sg/trace", fiber: "Recorder" })
+      )
+    )
+
+    const inner = yield* Effect.tracer
+    yield* Effect.withTracerScoped(ExecTracer.make(inner, hooks))
+
+    return Recorder.of({
+      enabled: true,
+      flush,
+      stats: Effect.sync(() => ({ openTraces: traces.size, queued: ready.length }))
+    })
+  })
+
+/** Records every trace of the program it is provided to, saving kept records through `options.save`. */
+export const layer = (options: Options): Layer.Layer<Recorder> => Layer.scoped(Recorder, make(options))
+
+/** A recorder that records nothing and installs nothing: what `SG_RECORD=off` gives. */
+export const layerDisabled: Layer.Layer<Recorder> = Layer.succeed(Recorder, {
+  enabled: false,
+  flush: Effect.void,
+  stats: Effect.succeed({ openTraces: 0, queued: 0 })
+})
+
+/** `SG_RECORD` (on), `SG_SAMPLE_SUCCESS` (0.1) and `SG_TRUNCATE` (500), through `Config`. */
+export const config: Config.Config<{
+  readonly enabled: boolean
+  readonly sampleSuccess: number
+  readonly truncate: number
+}> = Config.all({
+    enabled: Config.boolean("SG_RECORD").pipe(
+      Config.withDefault(true),
+      Config.withDescription("record execution records: on or off")
+    ),
+    sampleSuccess: Sampling.config,
+    truncate: Config.integer("SG_TRUNCATE").pipe(
+      Config.withDefault(500),
+      Config.validate({ message: "SG_TRUNCATE must be at least 1", validation: (n) => n >= 1 }),
+      Config.withDescription("characters kept of each input, output and error in an execution record")
+    )
+  })
+
+/** A recorder configured from the environment (see `config`); with `SG_RECORD=off`, `layerDisabled`. */
+export const layerConfig = (
+  options: Omit<Options, "sampleSuccess" | "truncate">
+): Layer.Layer<Recorder, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(
+    Effect.map(config, (c) =>
+      c.enabled ? layer({ ...options, sampleSuccess: c.sampleSuccess, truncate: c.truncate }) : layerDisabled)
+  )

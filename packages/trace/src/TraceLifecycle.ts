@@ -1,0 +1,94 @@
+/**
+ * Best-effort lifecycle writes for the request path: each `TraceStore` call runs behind the trace store's own
+ * circuit breaker with a short timeout, and whatever goes wrong is logged (once per breaker opening) and swallowed,
+ * so tracing never fails or slows the request it observes.
+ */
+import { CircuitBreaker } from "@sg/resilience"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as CurrentTrace from "./CurrentTrace.js"
+import type { TraceId } from "./TraceId.js"
+import type { State, TerminalState } from "./TraceRecord.js"
+import { TraceStore } from "./TraceStore.js"
+
+/** Lifecycle writes that never fail. */
+export interface Service {
+  /** Creates the record of a new trace (`RECEIVED` unless told otherwise). */
+  readonly begin: (id: TraceId, metadata?: Readonly<Record<string, string>>, state?: State) => Effect.Effect<void>
+  /** Moves the current trace (see `CurrentTrace`) to `state`; nothing when there is none. */
+  readonly transition: (state: State) => Effect.Effect<void>
+  /** Finishes the trace `id`. */
+  readonly finish: (
+    id: TraceId,
+    state: TerminalState,
+    fields?: Readonly<Record<string, string>>
+  ) => Effect.Effect<void>
+}
+
+/** Best-effort lifecycle writes. */
+export class TraceLifecycle extends Context.Tag("@sg/trace/TraceLifecycle")<TraceLifecycle, Service>() {}
+
+/** The breaker every lifecycle write goes through. */
+export const breakerName = "trace-store"
+
+/** Lifecycle writes that failed or were skipped (breaker open), by operation. */
+export const writesLost = Metric.counter("sg_lifecycle_writes_lost_total", {
+  description: "trace lifecycle writes that failed or were skipped because the trace store's breaker was open",
+  incremental: true
+})
+
+/** How long one lifecycle write may take before it is given up. */
+export interface Options {
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/** Builds the service over the store and breakers in context. */
+export const make = (options?: Options): Effect.Effect<Service, never, TraceStore | CircuitBreaker.CircuitBreaker> =>
+  Effect.gen(function*() {
+    const store = yield* TraceStore
+    const breakers = yield* CircuitBreaker.CircuitBreaker
+    const timeout = Duration.decode(options?.timeout ?? Duration.millis(500))
+    const guard = breakers.protect(breakerName, {
+      timeout,
+      // A refusal (terminal, not found, bad input) is the store working: only outages count against it.
+      isFailure: (error: { readonly _tag: string }) =>
+        error._tag === "RedisUnavailable" || error._tag === "RedisCommandError"
+    })
+    const bestEffort = (operation: string, id: string) => <E extends { readonly _tag: string }>(
+      self: Effect.Effect<void, E>
+    ): Effect.Effect<void> =>
+      guard(self).pipe(
+        Effect.catchAll((error) =>
+          Effect.zipRight(
+            Metric.increment(Metric.tagged(writesLost, "operation", operation)),
+            error._tag === "CircuitOpenError"
+              ? Effect.void
+              : Effect.logWarning(`trace lifecycle ${operation} lost`).pipe(
+                Effect.annotateLogs({ trace_id: id, error: error._tag })
+              )
+          )
+        ),
+        Effect.catchAllDefect((defect) =>
+          Effect.logError(`trace lifecycle ${operation} died`, defect).pipe(Effect.annotateLogs({ trace_id: id }))
+        )
+      )
+
+    return TraceLifecycle.of({
+      begin: (id, metadata, state = "RECEIVED") => store.create(id, state, metadata).pipe(bestEffort("create", id)),
+      transition: (state) =>
+        Effect.flatMap(CurrentTrace.traceId, (current) =>
+          Option.match(current, {
+            onNone: () => Effect.void,
+            onSome: (id) => store.transition(id, state).pipe(bestEffort("transition", id))
+          })),
+      finish: (id, state, fields) => store.finish(id, state, fields).pipe(bestEffort("finish", id))
+    })
+  })
+
+/** The service over the `TraceStore` and `CircuitBreaker` in context. */
+export const layer = (options?: Options): Layer.Layer<TraceLifecycle, never, TraceStore | CircuitBreaker.CircuitBreaker> =>
+  Layer.effect(TraceLifecycle, make(options))

@@ -1,0 +1,188 @@
+/**
+ * The lifecycle store of traces: create, transition, finish and read the hash `sg:trace:<id>`, keep the
+ * `sg:traces:active` set, and sweep orphans (traces whose worker died). Keys, fields, timestamps and TTLs are those
+ * the Python `core.trace` module uses, so both can share one Redis.
+ */
+import type { Lease } from "@sg/leader"
+import type { RedisError } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { makeMemoryBackend, MemoryKeyspace } from "./internal/memoryBackend.js"
+import { makeRedisBackend } from "./internal/redisBackend.js"
+import { makeService } from "./internal/service.js"
+import type { TraceId } from "./TraceId.js"
+import type { State, TerminalState, TraceRecord } from "./TraceRecord.js"
+import type {
+  InvalidTraceInput,
+  InvalidTraceRecord,
+  LeaseLost,
+  TraceAlreadyTerminal,
+  TraceNotFound
+} from "./TraceStoreError.js"
+
+/** TTLs and thresholds; DESIGN.md's defaults are in `defaults`. */
+export interface Options {
+  /** TTL a trace gets when created, so it goes away even if nothing ever finishes or sweeps it (24 hours). */
+  readonly failsafeTtl: Duration.DurationInput
+  /** TTL a trace gets once `COMPLETED` or `ERRORED` (1 hour). */
+  readonly terminalTtl: Duration.DurationInput
+  /** Age past which a trace still in flight counts as orphaned (30 minutes). */
+  readonly orphanThreshold: Duration.DurationInput
+  /** How many ids a sweep reads per SSCAN step (500). */
+  readonly sweepBatchSize: number
+}
+
+/** The defaults DESIGN.md gives. TTLs are whole seconds in Redis: shorter ones are rounded up to a second. */
+export const defaults: Options = {
+  failsafeTtl: Duration.hours(24),
+  terminalTtl: Duration.hours(1),
+  orphanThreshold: Duration.minutes(30),
+  sweepBatchSize: 500
+}
+
+const atLeastASecond = (name: string) =>
+  Config.validate<Duration.Duration>({
+    message: `${name} must be at least 1 second`,
+    validation: (d) => Duration.greaterThanOrEqualTo(d, Duration.seconds(1))
+  })
+
+/** `SG_FAILSAFE_TTL` (24 hours), `SG_TERMINAL_TTL` (1 hour), `SG_ORPHAN_THRESHOLD` (30 minutes), via `Config`. */
+export const config: Config.Config<Options> = Config.all({
+  failsafeTtl: Config.duration("SG_FAILSAFE_TTL").pipe(
+    Config.withDefault(Duration.hours(24)),
+    atLeastASecond("SG_FAILSAFE_TTL"),
+    Config.withDescription("TTL of a trace hash from its creation")
+  ),
+  terminalTtl: Config.duration("SG_TERMINAL_TTL").pipe(
+    Config.withDefault(Duration.hours(1)),
+    atLeastASecond("SG_TERMINAL_TTL"),
+    Config.withDescription("TTL of a trace hash once COMPLETED or ERRORED")
+  ),
+  orphanThreshold: Config.duration("SG_ORPHAN_THRESHOLD").pipe(
+    Config.withDefault(Duration.minutes(30)),
+    atLeastASecond("SG_ORPHAN_THRESHOLD"),
+    Config.withDescription("age past which a trace in flight is orphaned")
+  ),
+  sweepBatchSize: Config.succeed(defaults.sweepBatchSize)
+})
+
+/** How one sweep runs. */
+export interface SweepOptions {
+  /**
+   * The COUNT of each SSCAN step; each step's ids are then read in one round trip and decided in one script.
+   * Defaults to the store's `sweepBatchSize` (500).
+   */
+  readonly batchSize?: number | undefined
+  /** Overrides the store's orphan threshold for this sweep. */
+  readonly threshold?: Duration.DurationInput | undefined
+  /**
+   * The lease the sweep writes under: every write first checks, atomically with it, that the lease is still held by
+   * this token at this epoch, and the sweep fails with `LeaseLost` otherwise. Defaults to the `Lease` in the context
+   * (what `LeaderElection.runWhileLeader` provides); without either the sweep is not fenced.
+   */
+  readonly fence?: Lease.Service | undefined
+}
+
+/** What one sweep did. The JSON form is what `sg sweep --once --json` prints. */
+export const SweepReport = Schema.Struct({
+  /** Ids read from the active set (an id can be counted twice when Redis rehashes the set during the walk). */
+  scanned: Schema.Number,
+  /** Ids whose hash was gone, removed from the active set. */
+  removed_missing: Schema.Number,
+  /** Traces in flight past the threshold, made `ERRORED` with `error` = `orphaned`. */
+  orphaned: Schema.Number,
+  /** Traces left alone because their `created_at` (or state) could not be read. */
+  skipped_unreadable: Schema.Number,
+  /** Wall time of the sweep, from `Clock`. */
+  duration_ms: Schema.Number
+})
+
+/** What one sweep did. */
+export type SweepReport = typeof SweepReport.Type
+
+/** The trace lifecycle store. */
+export interface Service {
+  /** Which backend this is, for `/api/status`. */
+  readonly backend: "redis" | "memory"
+  /**
+   * Registers a new trace: its state, `created_at` and `updated_at` (now), the metadata, the failsafe TTL, and its id
+   * in the active set, in one MULTI. Like the Python `create_trace`, creating an id that exists writes over it.
+   */
+  readonly create: (
+    id: TraceId,
+    initialState: State,
+    metadata?: Readonly<Record<string, string>>
+  ) => Effect.Effect<void, InvalidTraceInput | RedisError>
+  /**
+   * Moves a trace to a new state (and `updated_at` to now), atomically refused once it is terminal. Moving it to
+   * `COMPLETED` or `ERRORED` is `finish` with no fields.
+   */
+  readonly transition: (
+    id: TraceId,
+    state: State
+  ) => Effect.Effect<void, TraceNotFound | TraceAlreadyTerminal | InvalidTraceInput | RedisError>
+  /**
+   * Ends a trace, atomically: the terminal state, `updated_at`, the given fields (e.g. `error`), the terminal TTL,
+   * and its removal from the active set; refused if it is already terminal.
+   */
+  readonly finish: (
+    id: TraceId,
+    state: TerminalState,
+    fields?: Readonly<Record<string, string>>
+  ) => Effect.Effect<void, TraceNotFound | TraceAlreadyTerminal | InvalidTraceInput | RedisError>
+  /** The trace's record; `None` once its hash is gone. */
+  readonly get: (id: TraceId) => Effect.Effect<Option.Option<TraceRecord>, InvalidTraceRecord | RedisError>
+  /** Time left before the trace's hash expires; `None` when it is gone (or has no TTL). */
+  readonly ttl: (id: TraceId) => Effect.Effect<Option.Option<Duration.Duration>, RedisError>
+  /** Whether the id is in the active set. */
+  readonly isActive: (id: TraceId) => Effect.Effect<boolean, RedisError>
+  /** How many ids the active set holds (SCARD). */
+  readonly activeCount: Effect.Effect<number, RedisError>
+  /**
+   * One pass of the orphan sweep: walks the active set in batches (SSCAN), removes ids whose hash is gone, and makes
+   * traces in flight past the threshold `ERRORED` (`error` = `orphaned`, terminal TTL, out of the set), deciding
+   * and writing each batch in one atomic step so a trace that completes meanwhile stays `COMPLETED`. Logs
+   * `trace_orphaned` (warning, with `trace_id` and `age_seconds`) per orphan. An unreadable `created_at` is
+   * counted and left alone.
+   */
+  readonly sweepOrphans: (
+    options?: SweepOptions
+  ) => Effect.Effect<SweepReport, LeaseLost | InvalidTraceInput | RedisError>
+}
+
+/** The trace lifecycle store. */
+export class TraceStore extends Context.Tag("@sg/trace/TraceStore")<TraceStore, Service>() {}
+
+const resolve = (options?: Partial<Options>): Options => ({ ...defaults, ...options })
+
+/** A store over the `RedisClient` in context (keys under its prefix). */
+export const makeRedis = (options?: Partial<Options>): Effect.Effect<Service, never, RedisClient.RedisClient> =>
+  Effect.map(RedisClient.RedisClient, (redis) => makeService(makeRedisBackend(redis), resolve(options)))
+
+/** A store in process memory with the same semantics; TTLs follow `Clock`, so `TestClock` expires records. */
+export const makeMemory = (options?: Partial<Options>): Effect.Effect<Service> =>
+  Effect.sync(() => makeService(makeMemoryBackend(new MemoryKeyspace()), resolve(options)))
+
+/** The Redis store with the given options (DESIGN.md's defaults for the rest). */
+export const layerRedis = (options?: Partial<Options>): Layer.Layer<TraceStore, never, RedisClient.RedisClient> =>
+  Layer.effect(TraceStore, makeRedis(options))
+
+/** The Redis store configured from the environment (see `config`). */
+export const layerRedisConfig: Layer.Layer<TraceStore, ConfigError.ConfigError, RedisClient.RedisClient> = Layer
+  .effect(TraceStore, Effect.flatMap(config, makeRedis))
+
+/** The memory store with DESIGN.md's defaults. */
+export const layerMemory: Layer.Layer<TraceStore> = Layer.effect(TraceStore, makeMemory())
+
+/** The memory store configured from the environment (see `config`). */
+export const layerMemoryConfig: Layer.Layer<TraceStore, ConfigError.ConfigError> = Layer.effect(
+  TraceStore,
+  Effect.flatMap(config, makeMemory)
+)

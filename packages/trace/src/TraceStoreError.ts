@@ -1,0 +1,47 @@
+/**
+ * The ways a `TraceStore` call fails that a caller can act on (Redis itself failing is `@sg/redis`'s RedisError).
+ */
+import * as Schema from "effect/Schema"
+
+/** The trace's hash does not exist: never created, or expired (its failsafe or terminal TTL ran out). */
+export class TraceNotFound extends Schema.TaggedError<TraceNotFound>("@sg/trace/TraceNotFound")("TraceNotFound", {
+  trace_id: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The trace is already `COMPLETED` or `ERRORED`: nothing moves a trace out of a terminal state. */
+export class TraceAlreadyTerminal extends Schema.TaggedError<TraceAlreadyTerminal>("@sg/trace/TraceAlreadyTerminal")(
+  "TraceAlreadyTerminal",
+  {
+    trace_id: Schema.String,
+    state: Schema.String,
+    message: Schema.String
+  }
+) {}
+
+/** A state, a metadata field or an option given to the store is not acceptable; `field` names it. */
+export class InvalidTraceInput extends Schema.TaggedError<InvalidTraceInput>("@sg/trace/InvalidTraceInput")(
+  "InvalidTraceInput",
+  {
+    field: Schema.String,
+    message: Schema.String,
+    cause: Schema.optional(Schema.Defect)
+  }
+) {}
+
+/** A stored trace hash cannot be read as a record (no state, or a timestamp in no known form); `field` names it. */
+export class InvalidTraceRecord extends Schema.TaggedError<InvalidTraceRecord>("@sg/trace/InvalidTraceRecord")(
+  "InvalidTraceRecord",
+  {
+    trace_id: Schema.String,
+    field: Schema.String,
+    message: Schema.String
+  }
+) {}
+
+/** A fenced sweep found its lease held by someone else or at a newer epoch, and wrote nothing more. */
+export class LeaseLost extends Schema.TaggedError<LeaseLost>("@sg/trace/LeaseLost")("LeaseLost", {
+  lease: Schema.String,
+  epoch: Schema.Number,
+  message: Schema.String
+}) {}

@@ -1,0 +1,95 @@
+/**
+ * Execution records in memory: the Redis store's twin, over a `Map` of the same JSON, with TTL and retention read
+ * from `Clock` (so `TestClock` drives them).
+ */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import { agentsOf, type ExecutionSummary, startMillis, type Status, summarize } from "../ExecutionRecord.js"
+import type { ExecutionStore, Options } from "../ExecutionStore.js"
+import { encodeCursor, fromJson, isAfter, newestFirst, toJson, validate } from "./execQuery.js"
+
+interface Entry {
+  readonly json: string
+  readonly score: number
+  readonly expiresAt: number
+  readonly status: string
+  readonly agents: ReadonlyArray<string>
+}
+
+/** The memory execution store, and a way for tests to store a raw value as Redis could hold one. */
+export interface MemoryExecutions extends ExecutionStore {
+  readonly putRaw: (
+    id: string,
+    raw: string,
+    index: { readonly score: number; readonly status: Status; readonly agents: ReadonlyArray<string> }
+  ) => Effect.Effect<void>
+}
+
+/** The memory execution store. */
+export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
+  const ttlMs = Math.max(1000, Math.round(Duration.toMillis(options.ttl)))
+  const entries = new Map<string, Entry>()
+  let trimmedAt = -Infinity
+
+  // Expired entries are skipped on read; the sweep that frees them runs at most once a second.
+  const trim = (now: number) => {
+    if (now - trimmedAt < 1000) return
+    trimmedAt = now
+    for (const [id, entry] of entries) if (entry.expiresAt <= now) entries.delete(id)
+  }
+
+  const put = (id: string, json: string, index: { score: number; status: string; agents: ReadonlyArray<string> }) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      trim(now)
+      entries.set(id, { json, ...index, expiresAt: now + ttlMs })
+    })
+
+  const save: ExecutionStore["save"] = (record) =>
+    Effect.flatMap(toJson(record), (json) =>
+      put(record.trace_id, json, { score: startMillis(record), status: record.status, agents: agentsOf(record) }))
+
+  const get: ExecutionStore["get"] = (traceId) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const entry = entries.get(traceId)
+      if (entry === undefined || entry.expiresAt <= now) return Effect.succeedNone
+      return Effect.map(fromJson(traceId, entry.json), Option.some)
+    })
+
+  const list: ExecutionStore["list"] = (options) =>
+    Effect.gen(function*() {
+      const query = yield* validate(options)
+      const now = yield* Clock.currentTimeMillis
+      const cutoff = now - ttlMs
+      const indexed = (entry: Entry) =>
+        query.agent !== undefined
+          ? entry.agents.includes(query.agent)
+          : query.status === undefined || entry.status === query.status
+      const candidates = Array.from(entries, ([id, entry]) => ({ id, score: entry.score, entry }))
+        .filter(({ entry, id, score }) =>
+          entry.expiresAt > now && score > cutoff && isAfter(query.cursor, score, id) && indexed(entry)
+        )
+        .sort(newestFirst)
+      const items: Array<{ readonly summary: ExecutionSummary; readonly score: number; readonly id: string }> = []
+      for (const { entry, id, score } of candidates) {
+        if (items.length > query.limit) break
+        const decoded = fromJson(id, entry.json)
+        if (Either.isLeft(decoded)) {
+          yield* Effect.logWarning(decoded.left.message).pipe(Effect.annotateLogs({ trace_id: id }))
+          continue
+        }
+        if (query.agent !== undefined && query.status !== undefined && decoded.right.status !== query.status) continue
+        items.push({ summary: summarize(decoded.right), score, id })
+      }
+      const page = items.slice(0, query.limit)
+      const last = page[page.length - 1]
+      return {
+        items: page.map((item) => item.summary),
+        next_cursor: items.length > query.limit && last !== undefined ? encodeCursor(last) : null
+      }
+    })
+
+  return { save, get, list, putRaw: (id, raw, index) => put(id, raw, index) }
+}

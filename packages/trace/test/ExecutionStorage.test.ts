@@ -1,0 +1,137 @@
+import { describe, expect, layer } from "@effect/vitest"
+import { RedisClient, RedisTestServer } from "@sg/redis"
+import { ExecutionRecord, ExecutionStore } from "@sg/trace"
+import { Clock, ConfigProvider, Duration, Effect, Exit, Layer, TestClock } from "effect"
+import { makeMemoryExecutions } from "../src/internal/executionsMemory.js"
+import { keys, makeRedisExecutions } from "../src/internal/executionsRedis.js"
+import { ExecStoreFactory, executionStoreConformance, freshId, recordAt } from "./utils/execStoreConformance.js"
+
+const memoryFactory = Layer.succeed(ExecStoreFactory, {
+  fresh: (ttl) =>
+    Effect.sync(() => {
+      const store = makeMemoryExecutions({ ttl })
+      return { store, ttl: Duration.decode(ttl), putRaw: store.putRaw, passTime: (d) => TestClock.adjust(d) }
+    })
+})
+
+interface RawIndex {
+  readonly score: number
+  readonly status: ExecutionRecord.Status
+  readonly agents: ReadonlyArray<string>
+}
+
+let prefixes = 0
+/** The test server's client under a prefix of its own, so each test starts from an empty keyspace. */
+const isolated = (redis: RedisClient.Service): RedisClient.Service => {
+  const prefix = `${redis.prefix}:t${process.pid}x${++prefixes}`
+  return { ...redis, prefix, key: (...parts) => [prefix, ...parts].join(":") }
+}
+
+const redisFactory = Layer.effect(
+  ExecStoreFactory,
+  Effect.map(RedisClient.RedisClient, (shared) => ({
+    fresh: (ttl: Duration.DurationInput) =>
+      Effect.sync(() => {
+        const redis = isolated(shared)
+        const k = keys(redis)
+        const ttlMs = Duration.toMillis(ttl)
+        return {
+          store: makeRedisExecutions(redis, { ttl }),
+          ttl: Duration.decode(ttl),
+          passTime: (d: Duration.DurationInput) => Effect.sleep(d),
+          putRaw: (id: string, raw: string, index: RawIndex) =>
+            redis.multi("putRaw", (m) => {
+              m.set(k.record(id), raw, "PX", ttlMs)
+              m.zadd(k.index, index.score, id).zadd(k.status(index.status), index.score, id)
+              for (const agent of index.agents) m.zadd(k.agent(agent), index.score, id)
+              return m
+            }).pipe(Effect.orDie, Effect.asVoid)
+        }
+      })
+  }))
+).pipe(Layer.provideMerge(RedisTestServer.layerWithClient))
+
+describe("ExecutionStore", () => {
+  layer(memoryFactory)("memory, under TestClock", (it) => executionStoreConformance(it))
+
+  layer(redisFactory, { excludeTestServices: true })("Redis, against a real redis-server", (it) => {
+    executionStoreConformance(it)
+
+    it.effect("keeps DESIGN's layout: JSON at sg:exec:<id> with the TTL, indexes by start ms, status and agent", () =>
+      Effect.gen(function*() {
+        const redis = isolated(yield* RedisClient.RedisClient)
+        const store = makeRedisExecutions(redis, ExecutionStore.defaults)
+        const now = yield* Clock.currentTimeMillis
+        const record = recordAt(freshId(), now, { status: "timeout", agents: ["planner", "worker"] })
+        yield* store.save(record)
+        const c = redis.client
+        const id = record.trace_id
+        expect(JSON.parse((yield* Effect.promise(() => c.get(`${redis.prefix}:exec:${id}`)))!)).toEqual(record)
+        const pttl = yield* Effect.promise(() => c.pttl(`${redis.prefix}:exec:${id}`))
+        expect(pttl).toBeGreaterThan(Duration.toMillis(Duration.days(7)) - 60_000)
+        expect(pttl).toBeLessThanOrEqual(Duration.toMillis(Duration.days(7)))
+        const indexes = [
+          "exec:index",
+          "exec:index:status:timeout",
+          "exec:index:agent:planner",
+          "exec:index:agent:worker"
+        ]
+        for (const index of indexes) {
+          expect(yield* Effect.promise(() => c.zscore(`${redis.prefix}:${index}`, id))).toBe(String(now))
+        }
+        expect(yield* Effect.promise(() => c.zscore(`${redis.prefix}:exec:index:status:success`, id))).toBeNull()
+      }))
+
+    it.effect("a write trims every index it touches of entries past retention", () =>
+      Effect.gen(function*() {
+        const redis = isolated(yield* RedisClient.RedisClient)
+        const store = makeRedisExecutions(redis, { ttl: "1 hour" })
+        const now = yield* Clock.currentTimeMillis
+        const old = recordAt(freshId(), now - Duration.toMillis(Duration.hours(2)), { agents: ["worker"] })
+        const c = redis.client
+        // As a replica with a slower clock, or one that wrote it two hours ago, would have left it.
+        yield* Effect.promise(() =>
+          c.multi()
+            .zadd(`${redis.prefix}:exec:index`, Date.parse(old.started_at), old.trace_id)
+            .zadd(`${redis.prefix}:exec:index:status:success`, Date.parse(old.started_at), old.trace_id)
+            .zadd(`${redis.prefix}:exec:index:agent:worker`, Date.parse(old.started_at), old.trace_id)
+            .exec()
+        )
+        yield* store.save(recordAt(freshId(), now, { agents: ["worker"] }))
+        for (const index of ["exec:index", "exec:index:status:success", "exec:index:agent:worker"]) {
+          expect(yield* Effect.promise(() => c.zcard(`${redis.prefix}:${index}`))).toBe(1)
+        }
+      }))
+
+    it.effect("listing skips index entries whose record has expired", () =>
+      Effect.gen(function*() {
+        const redis = isolated(yield* RedisClient.RedisClient)
+        const store = makeRedisExecutions(redis, { ttl: "1 hour" })
+        const now = yield* Clock.currentTimeMillis
+        const gone = recordAt(freshId(), now - 1000)
+        const kept = recordAt(freshId(), now)
+        yield* store.save(gone)
+        yield* store.save(kept)
+        yield* Effect.promise(() => redis.client.del(`${redis.prefix}:exec:${gone.trace_id}`))
+        const page = yield* store.list({ limit: 1 })
+        expect(page.items.map((i) => i.trace_id)).toEqual([kept.trace_id])
+        expect(page.next_cursor).toBeNull()
+      }))
+  })
+
+  describe("config", () => {
+    layer(Layer.empty)("SG_EXEC_TTL", (it) => {
+      it.effect("is 7 days by default, read as a duration, at least a second", () =>
+        Effect.gen(function*() {
+          const read = (entries: ReadonlyArray<[string, string]>) =>
+            Effect.exit(Effect.withConfigProvider(ExecutionStore.config, ConfigProvider.fromMap(new Map(entries))))
+          const ttl = (exit: Exit.Exit<ExecutionStore.Options, unknown>) =>
+            Exit.isSuccess(exit) ? Duration.toMillis(exit.value.ttl) : -1
+          expect(ttl(yield* read([]))).toBe(Duration.toMillis(Duration.days(7)))
+          expect(ttl(yield* read([["SG_EXEC_TTL", "2 days"]]))).toBe(Duration.toMillis(Duration.days(2)))
+          expect(Exit.isFailure(yield* read([["SG_EXEC_TTL", "10 millis"]]))).toBe(true)
+          expect(Exit.isFailure(yield* read([["SG_EXEC_TTL", "forever"]]))).toBe(true)
+        }))
+    })
+  })
+})

@@ -1,0 +1,14 @@
+import { describe, it } from "@effect/vitest"
+import { RedisTestServer } from "@sg/redis"
+import * as StoreKit from "./utils/StoreKit.js"
+import { conformance } from "./utils/TraceStoreConformance.js"
+
+describe("TraceStore conformance", () => {
+  describe("memory", () => {
+    conformance(it, StoreKit.memory)
+  })
+
+  it.layer(RedisTestServer.layer)("redis", (it) => {
+    conformance(it, StoreKit.redis)
+  })
+})
