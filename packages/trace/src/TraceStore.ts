@@ -14,6 +14,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as ExecutionStore from "./ExecutionStore.js"
+import { makeMemoryExecutions } from "./internal/executionsMemory.js"
+import { makeRedisExecutions } from "./internal/executionsRedis.js"
 import { makeMemoryBackend, MemoryKeyspace } from "./internal/memoryBackend.js"
 import { makeRedisBackend } from "./internal/redisBackend.js"
 import { makeService } from "./internal/service.js"
@@ -37,6 +40,8 @@ export interface Options {
   readonly orphanThreshold: Duration.DurationInput
   /** How many ids a sweep reads per SSCAN step (500). */
   readonly sweepBatchSize: number
+  /** TTL of an execution record and retention of its index entries (7 days). */
+  readonly execTtl: Duration.DurationInput
 }
 
 /** The defaults DESIGN.md gives. TTLs are whole seconds in Redis: shorter ones are rounded up to a second. */
@@ -44,7 +49,8 @@ export const defaults: Options = {
   failsafeTtl: Duration.hours(24),
   terminalTtl: Duration.hours(1),
   orphanThreshold: Duration.minutes(30),
-  sweepBatchSize: 500
+  sweepBatchSize: 500,
+  execTtl: Duration.days(7)
 }
 
 const atLeastASecond = (name: string) =>
@@ -70,7 +76,8 @@ export const config: Config.Config<Options> = Config.all({
     atLeastASecond("SG_ORPHAN_THRESHOLD"),
     Config.withDescription("age past which a trace in flight is orphaned")
   ),
-  sweepBatchSize: Config.succeed(defaults.sweepBatchSize)
+  sweepBatchSize: Config.succeed(defaults.sweepBatchSize),
+  execTtl: Config.map(ExecutionStore.config, (options) => options.ttl)
 })
 
 /** How one sweep runs. */
@@ -155,6 +162,12 @@ export interface Service {
   readonly sweepOrphans: (
     options?: SweepOptions
   ) => Effect.Effect<SweepReport, LeaseLost | InvalidTraceInput | RedisError>
+  /** Saves (or replaces) an execution record under `sg:exec:<id>` (TTL `execTtl`) and indexes it. */
+  readonly saveExecution: ExecutionStore.ExecutionStore["save"]
+  /** The execution record of a trace; `None` when none was kept or it expired. */
+  readonly getExecution: ExecutionStore.ExecutionStore["get"]
+  /** A page of execution record summaries, newest first, by status and agent. */
+  readonly listExecutions: ExecutionStore.ExecutionStore["list"]
 }
 
 /** The trace lifecycle store. */
@@ -164,11 +177,21 @@ const resolve = (options?: Partial<Options>): Options => ({ ...defaults, ...opti
 
 /** A store over the `RedisClient` in context (keys under its prefix). */
 export const makeRedis = (options?: Partial<Options>): Effect.Effect<Service, never, RedisClient.RedisClient> =>
-  Effect.map(RedisClient.RedisClient, (redis) => makeService(makeRedisBackend(redis), resolve(options)))
+  Effect.map(RedisClient.RedisClient, (redis) => {
+    const resolved = resolve(options)
+    return makeService(makeRedisBackend(redis), resolved, makeRedisExecutions(redis, { ttl: resolved.execTtl }))
+  })
 
 /** A store in process memory with the same semantics; TTLs follow `Clock`, so `TestClock` expires records. */
 export const makeMemory = (options?: Partial<Options>): Effect.Effect<Service> =>
-  Effect.sync(() => makeService(makeMemoryBackend(new MemoryKeyspace()), resolve(options)))
+  Effect.sync(() => {
+    const resolved = resolve(options)
+    return makeService(
+      makeMemoryBackend(new MemoryKeyspace()),
+      resolved,
+      makeMemoryExecutions({ ttl: resolved.execTtl })
+    )
+  })
 
 /** The Redis store with the given options (DESIGN.md's defaults for the rest). */
 export const layerRedis = (options?: Partial<Options>): Layer.Layer<TraceStore, never, RedisClient.RedisClient> =>

@@ -10,6 +10,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import type { ExecutionStore } from "../ExecutionStore.js"
 import type { TraceId } from "../TraceId.js"
 import { FieldName, formatEpochSeconds, fromHash, isTerminal, Metadata, parseTimestamp, State } from "../TraceRecord.js"
 import type { Options, Service, SweepOptions, SweepReport } from "../TraceStore.js"
@@ -137,7 +138,7 @@ const plan = (rows: ReadonlyArray<Row>, now: number, thresholdMillis: number): P
 }
 
 /** Builds the service over a backend. */
-export const makeService = (backend: Backend, options: Options): Service => {
+export const makeService = (backend: Backend, options: Options, executions: ExecutionStore): Service => {
   const failsafeTtl = ttlSeconds(options.failsafeTtl)
   const terminalTtl = ttlSeconds(options.terminalTtl)
   const now = Effect.map(Clock.currentTimeMillis, formatEpochSeconds)
@@ -247,6 +248,9 @@ export const makeService = (backend: Backend, options: Options): Service => {
     ttl: (id) => Effect.map(backend.ttlMillis(id), (ms) => Option.map(Option.fromNullable(ms), Duration.millis)),
     isActive: (id) => backend.isActive(id),
     activeCount: backend.activeCount,
-    sweepOrphans
+    sweepOrphans,
+    saveExecution: executions.save,
+    getExecution: executions.get,
+    listExecutions: executions.list
   }
 }

@@ -6,6 +6,7 @@
 import type { Lease } from "@sg/leader"
 import { RedisClient, RedisTestServer } from "@sg/redis"
 import { Clock, Context, Effect, Layer, Ref } from "effect"
+import { makeMemoryExecutions } from "../../src/internal/executionsMemory.js"
 import { makeMemoryBackend, MemoryKeyspace } from "../../src/internal/memoryBackend.js"
 import { makeService } from "../../src/internal/service.js"
 import * as TraceStore from "../../src/TraceStore.js"
@@ -40,7 +41,7 @@ const otherHolder = "another-host:1:abcdef"
 export const memory: Layer.Layer<TraceStore.TraceStore | StoreKit> = Layer.unwrapEffect(
   Effect.sync(() => {
     const keyspace = new MemoryKeyspace()
-    const store = makeService(makeMemoryBackend(keyspace), TraceStore.defaults)
+    const store = makeService(makeMemoryBackend(keyspace), TraceStore.defaults, makeMemoryExecutions({ ttl: TraceStore.defaults.execTtl }))
     const kit = StoreKit.of({
       name: "memory",
       writeRaw: (id, fields, options) =>
