@@ -33,3 +33,6 @@ export * as CurrentTrace from "./CurrentTrace.js"
 
 /** Best-effort lifecycle writes for the request path, behind the trace store's breaker. */
 export * as TraceLifecycle from "./TraceLifecycle.js"
+
+/** The orphan watchdog: the sweep loop one replica runs under the lease. */
+export * as TraceWatchdog from "./TraceWatchdog.js"
