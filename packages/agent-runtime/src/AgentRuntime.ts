@@ -1,12 +1,31 @@
 /**
  * The agent runtime's contract: what a run is asked, what it answers, and why it fails. The gateway serves
  * `POST /v1/runs` through this service; `AgentRuntime.layer…` constructors build it over @effect/ai.
+ *
+ * A run: the agent is resolved (`UnknownAgent` lists the known ones), the current trace (`CurrentTrace`; a fresh one
+ * when there is none) moves to `INFERRING` through `TraceLifecycle` when both are in context, and the agent's step
+ * loop runs as an `agent_run` span. Each step calls the model through the breaker `model:<provider>` as an
+ * `inference` span with its token usage; each tool call the model asks for runs through the breaker `tool:<name>` as
+ * a `tool` span, and whatever goes wrong with it (a failure, a rejection, a defect) goes back to the model as a tool
+ * error while the run goes on. A failing model fails the run with `UpstreamError`, or `CircuitOpenError` once its
+ * breaker is open. A run whose last allowed model call still asks for tools ends with status `error` (its output
+ * says so); one that outlasts its agent's timeout fails with `RunTimeout`.
  */
-import type { CircuitOpenError } from "@sg/resilience"
-import { TraceId } from "@sg/trace"
+import { CircuitBreaker, type CircuitOpenError } from "@sg/resilience"
+import { CurrentTrace, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Tracer from "effect/Tracer"
+import type * as Agent from "./Agent.js"
+import * as DemoAgents from "./DemoAgents.js"
+import type * as DemoModel from "./DemoModel.js"
+import * as Runner from "./internal/runner.js"
+import * as Provider from "./Provider.js"
 
 /** A run request, as `POST /v1/runs` takes it. */
 export const RunRequest = Schema.Struct({
@@ -66,7 +85,166 @@ export interface Service {
   readonly run: (request: RunRequest) => Effect.Effect<RunResult, RunError>
   /** The agents this runtime knows. */
   readonly agents: ReadonlyArray<string>
+  /** The agent a request without `agent` runs. */
+  readonly defaultAgent: string
 }
 
 /** The agent runtime. */
 export class AgentRuntime extends Context.Tag("@sg/agent-runtime/AgentRuntime")<AgentRuntime, Service>() {}
+
+/** The runtime was given agents or options that make no sense; `message` names the agent and the field. */
+export class InvalidAgents extends Schema.TaggedError<InvalidAgents>("@sg/agent-runtime/InvalidAgents")(
+  "InvalidAgents",
+  { message: Schema.String }
+) {}
+
+/** What the runtime runs. Only `agents` is required. */
+export interface Options {
+  readonly agents: ReadonlyArray<Agent.Agent>
+  /** The agent a request without `agent` runs; defaults to the first. */
+  readonly defaultAgent?: string | undefined
+  /** Providers agents may name besides the `ModelProvider` in context (the default one). */
+  readonly providers?: ReadonlyArray<Provider.Provider> | undefined
+  /** A model call slower than this fails (as `UpstreamError`) and counts against its breaker; 30 seconds. */
+  readonly modelTimeout?: Duration.DurationInput | undefined
+  /** How many sub-agents deep runs may nest; 3. */
+  readonly maxDepth?: number | undefined
+}
+
+/** Defaults of `Options`. */
+export const defaults = {
+  modelTimeout: Duration.seconds(30),
+  maxDepth: 3
+} as const
+
+const agentName = /^[A-Za-z0-9_.-]{1,64}$/
+
+const validate = (options: Options, providers: ReadonlyMap<string, Provider.Provider>): string | undefined => {
+  if (options.agents.length === 0) return "at least one agent is required"
+  const seen = new Set<string>()
+  for (const agent of options.agents) {
+    const where = `agent "${agent.name}"`
+    if (!agentName.test(agent.name)) return `${where}: name must be 1 to 64 letters, digits, '_', '.' or '-'`
+    if (seen.has(agent.name)) return `${where}: defined twice`
+    seen.add(agent.name)
+    if (!Number.isInteger(agent.maxSteps) || agent.maxSteps < 1) return `${where}: maxSteps must be an integer >= 1`
+    if (!Number.isInteger(agent.toolConcurrency) || agent.toolConcurrency < 1) {
+      return `${where}: toolConcurrency must be an integer >= 1`
+    }
+    if (!Duration.isFinite(agent.timeout) || Duration.toMillis(agent.timeout) <= 0) {
+      return `${where}: timeout must be finite and positive`
+    }
+    if (agent.provider !== undefined && !providers.has(agent.provider)) {
+      const known = Array.from(providers.keys()).join(", ")
+      return `${where}: unknown provider "${agent.provider}"; known providers: ${known}`
+    }
+  }
+  if (options.defaultAgent !== undefined && !seen.has(options.defaultAgent)) {
+    return `defaultAgent "${options.defaultAgent}" is not one of the agents`
+  }
+  if (options.maxDepth !== undefined && (!Number.isInteger(options.maxDepth) || options.maxDepth < 0)) {
+    return "maxDepth must be an integer >= 0"
+  }
+  if (options.modelTimeout !== undefined) {
+    const timeout = Duration.decode(options.modelTimeout)
+    if (!Duration.isFinite(timeout) || Duration.toMillis(timeout) <= 0) {
+      return "modelTimeout must be finite and positive"
+    }
+  }
+  return undefined
+}
+
+/**
+ * Builds the runtime: checks the agents, builds their toolkits and finds their providers. Needs the breakers and the
+ * default `ModelProvider`; uses the `TraceIdGenerator` in context when there is one (at build or at run time) to
+ * mint trace ids for runs made outside any trace, else the process-wide one.
+ */
+export const make = (
+  options: Options
+): Effect.Effect<Service, InvalidAgents, CircuitBreaker.CircuitBreaker | Provider.ModelProvider> =>
+  Effect.gen(function*() {
+    const breakers = yield* CircuitBreaker.CircuitBreaker
+    const defaultProvider = yield* Provider.ModelProvider
+    const providers = new Map<string, Provider.Provider>([[defaultProvider.name, defaultProvider]])
+    for (const provider of options.providers ?? []) providers.set(provider.name, provider)
+    const invalid = validate(options, providers)
+    if (invalid !== undefined) return yield* new InvalidAgents({ message: invalid })
+    const agents = new Map<string, Runner.Resolved>()
+    for (const agent of options.agents) {
+      const tools = yield* agent.tools
+      const provider = agent.provider === undefined ? defaultProvider : providers.get(agent.provider)!
+      agents.set(agent.name, { agent, tools, provider })
+    }
+    const env: Runner.Env = {
+      agents,
+      breakers,
+      modelTimeout: Duration.decode(options.modelTimeout ?? defaults.modelTimeout),
+      maxDepth: options.maxDepth ?? defaults.maxDepth
+    }
+    const defaultAgent = options.defaultAgent ?? options.agents[0]!.name
+    const builtGenerator = yield* Effect.serviceOption(TraceIdGenerator.TraceIdGenerator).pipe(
+      Effect.flatMap(Option.match({ onNone: () => TraceIdGenerator.make, onSome: Effect.succeed }))
+    )
+    const mint = Effect.serviceOption(TraceIdGenerator.TraceIdGenerator).pipe(
+      Effect.flatMap((generator) => Option.getOrElse(generator, () => builtGenerator).next)
+    )
+
+    const run = (request: RunRequest): Effect.Effect<RunResult, RunError> =>
+      Effect.gen(function*() {
+        const resolved = yield* Runner.resolve(env, request.agent ?? defaultAgent)
+        const current = yield* CurrentTrace.traceId
+        if (Option.isSome(current)) {
+          const lifecycle = yield* Effect.serviceOption(TraceLifecycle.TraceLifecycle)
+          if (Option.isSome(lifecycle)) yield* lifecycle.value.transition("INFERRING")
+        }
+        const traceId = Option.isSome(current) ? current.value : yield* mint
+        const result = Runner.runAgent(env, {
+          resolved,
+          input: request.input,
+          conversationId: request.conversation_id,
+          metadata: request.metadata ?? {},
+          depth: 0,
+          traceId
+        })
+        return yield* inTrace(traceId, result)
+      })
+
+    return AgentRuntime.of({ run, agents: Array.from(agents.keys()), defaultAgent })
+  })
+
+/**
+ * Runs `effect` as part of the trace `id`: `CurrentTrace` says so, and unless the current span already belongs to
+ * that trace, a remote parent span of it does too, so every span the run opens carries the id.
+ */
+const inTrace = <A, E>(id: TraceId.TraceId, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+  const hex = TraceId.toHex(id)
+  const traced: Effect.Effect<A, E> = Effect.provideService(effect, CurrentTrace.CurrentTrace, { traceId: id })
+  const external = Tracer.externalSpan({ traceId: hex, spanId: hex.slice(16), sampled: true })
+  return Effect.flatMap(
+    Effect.option(Effect.currentParentSpan),
+    (parent): Effect.Effect<A, E> =>
+      Option.isSome(parent) && parent.value.traceId === hex ? traced : Effect.withParentSpan(traced, external)
+  )
+}
+
+/** The runtime over the breakers and the default `ModelProvider` in context. */
+export const layer = (
+  options: Options
+): Layer.Layer<AgentRuntime, InvalidAgents, CircuitBreaker.CircuitBreaker | Provider.ModelProvider> =>
+  Layer.effect(AgentRuntime, make(options))
+
+/** The demo agents (`assistant`, `researcher`) on the demo model; needs only the breakers. */
+export const layerDemo = (
+  options?: DemoModel.Options
+): Layer.Layer<AgentRuntime, InvalidAgents, CircuitBreaker.CircuitBreaker> =>
+  layer({ agents: DemoAgents.agents }).pipe(Layer.provide(Provider.layerDemo(options)))
+
+/**
+ * The demo agents on the provider `SG_MODEL` picks (`demo`, or `openai` with `OPENAI_API_KEY`, `OPENAI_BASE_URL`,
+ * `SG_MODEL_NAME`; see `Provider.config`); needs only the breakers.
+ */
+export const layerConfig: Layer.Layer<
+  AgentRuntime,
+  ConfigError.ConfigError | InvalidAgents,
+  CircuitBreaker.CircuitBreaker
+> = layer({ agents: DemoAgents.agents }).pipe(Layer.provide(Provider.layerConfig))

@@ -1,0 +1,127 @@
+/**
+ * The layers every `sg` verb composes, chosen from the environment: with `REDIS_URL` set, one Redis connection
+ * shared by the trace store and the lease; without it, in-memory twins (said at start-up: nothing is shared with
+ * other replicas). Configuration errors are `ConfigError`s naming the variable.
+ */
+import { InvalidLeaseConfig, LeaderElection } from "@sg/leader"
+import { RedisClient } from "@sg/redis"
+import { type InvalidTraceInput, TraceStore, TraceWatchdog } from "@sg/trace"
+import {
+  Config,
+  ConfigError,
+  Duration,
+  Effect,
+  Either,
+  FiberRef,
+  HashSet,
+  Layer,
+  Logger,
+  Option,
+  Redacted
+} from "effect"
+
+/** Which store the environment selects. */
+export interface Backend {
+  readonly kind: "redis" | "memory"
+  /** The Redis URL with any password masked; `null` for the in-memory store. */
+  readonly target: string | null
+  /** What a process says at start-up about it. */
+  readonly description: string
+}
+
+/** What a process without `REDIS_URL` says first. */
+export const memoryNotice = "REDIS_URL is not set: using the in-memory store; nothing is shared with other replicas"
+
+const redisScheme = /^rediss?:\/\/\S+$/
+
+const parseRedisUrl = (
+  url: Option.Option<string>
+): Either.Either<Option.Option<Redacted.Redacted>, ConfigError.ConfigError> => {
+  if (Option.isNone(url) || url.value === "") return Either.right(Option.none())
+  if (redisScheme.test(url.value)) return Either.right(Option.some(Redacted.make(url.value)))
+  return Either.left(
+    ConfigError.InvalidData(["REDIS_URL"], "expected a URL like redis://[:password@]host:port[/db]")
+  )
+}
+
+/** `REDIS_URL`: `None` when unset or empty (the in-memory store); otherwise a `redis://` or `rediss://` URL. */
+export const redisUrl: Config.Config<Option.Option<Redacted.Redacted>> = Config.mapOrFail(
+  Config.option(Config.string("REDIS_URL")),
+  parseRedisUrl
+).pipe(Config.withDescription("Redis URL; unset: an in-memory store for this process only"))
+
+/** The URL with its password masked. */
+const masked = (url: string): string => url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme) => `${scheme}***@`)
+
+/** The backend `REDIS_URL` selects. */
+export const backend: Effect.Effect<Backend, ConfigError.ConfigError> = Effect.map(redisUrl, (url): Backend => {
+  if (Option.isNone(url)) return { kind: "memory", target: null, description: memoryNotice }
+  const target = masked(Redacted.value(url.value))
+  return { kind: "redis", target, description: `using the Redis store at ${target}` }
+})
+
+/** The one Redis connection of a process (layers are shared by reference within one build). */
+const redisClient = RedisClient.layerConfig
+
+/** The trace store `REDIS_URL` selects (Redis, or memory); building it says which, first. */
+export const storeLayer: Layer.Layer<TraceStore.TraceStore, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const selected = yield* backend
+    if (selected.kind === "memory") {
+      yield* Effect.logWarning(selected.description)
+      return TraceStore.layerMemoryConfig
+    }
+    yield* Effect.logInfo(selected.description)
+    return Layer.provide(TraceStore.layerRedisConfig, redisClient)
+  })
+)
+
+/**
+ * `SG_LEASE_TTL` (15 seconds), at least 1 second: renewals come every third of it and a leader steps down after two
+ * thirds, so a shorter lease would flap on ordinary event-loop delays.
+ */
+export const leaseTtl: Config.Config<Duration.Duration> = Config.mapOrFail(LeaderElection.config, (ttl) =>
+  Duration.greaterThanOrEqualTo(ttl, Duration.seconds(1))
+    ? Either.right(ttl)
+    : Either.left(ConfigError.InvalidData(["SG_LEASE_TTL"], `must be at least 1 second, not ${Duration.format(ttl)}`)))
+
+/** Invalid lease timings, as a configuration error naming `SG_LEASE_TTL` (the one variable they derive from). */
+const leaseTtlError = (error: InvalidLeaseConfig | ConfigError.ConfigError): ConfigError.ConfigError =>
+  error instanceof InvalidLeaseConfig ? ConfigError.InvalidData(["SG_LEASE_TTL"], error.message) : error
+
+/** Leader election over the lease store `REDIS_URL` selects (Redis, or this process' memory), timed by
+ * `SG_LEASE_TTL`. */
+export const leaderLayer: Layer.Layer<LeaderElection.LeaderElection, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const selected = yield* backend
+    const ttl = yield* leaseTtl
+    return selected.kind === "redis"
+      ? Layer.provide(LeaderElection.layerRedis({ ttl }), redisClient)
+      : LeaderElection.layerMemory({ ttl })
+  })
+).pipe(Layer.mapError(leaseTtlError))
+
+/** The orphan watchdog (`SG_SWEEP_INTERVAL`) under the lease, with the store and the election it runs on. */
+export const watchdogLayer: Layer.Layer<
+  TraceWatchdog.TraceWatchdog | TraceStore.TraceStore | LeaderElection.LeaderElection,
+  ConfigError.ConfigError | InvalidTraceInput
+> = Layer.provideMerge(TraceWatchdog.layerConfig, Layer.merge(storeLayer, leaderLayer))
+
+/** Logs on stderr, so stdout carries only a verb's output: pretty on a terminal, logfmt lines otherwise. */
+export const stderrLogger: Logger.Logger<unknown, void> = process.stderr.isTTY === true
+  ? Logger.prettyLogger({ stderr: true, colors: true })
+  : Logger.withConsoleError(Logger.logfmtLogger)
+
+/**
+ * Sends the current fiber's logs to `stderrLogger` from now on. It sets the fiber's loggers rather than scoping a
+ * layer, so that on the main fiber it also covers the failure report `NodeRuntime.runMain` logs after the verb.
+ */
+export const logToStderr: Effect.Effect<void> = FiberRef.update(
+  FiberRef.currentLoggers,
+  (loggers) =>
+    loggers.pipe(
+      HashSet.remove(Logger.defaultLogger),
+      HashSet.remove(Logger.prettyLoggerDefault),
+      HashSet.add(stderrLogger)
+    )
+)

@@ -1,0 +1,106 @@
+import { describe, expect, it, layer } from "@effect/vitest"
+import { LeaderElection } from "@sg/leader"
+import { RedisClient, RedisTestServer } from "@sg/redis"
+import { TraceStore, TraceWatchdog } from "@sg/trace"
+import * as Environment from "@sg/supervisor/Environment"
+import { ConfigProvider, Effect, Layer, Logger, Schedule } from "effect"
+
+/** Runs with exactly these environment variables. */
+const withEnv = (entries: Readonly<Record<string, string>>) =>
+  Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(entries))))
+
+interface Line {
+  readonly level: string
+  readonly message: string
+}
+
+/** Runs `effect` with its log lines collected. */
+const logged = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const lines: Array<Line> = []
+    const collect = Logger.replace(
+      Logger.defaultLogger,
+      Logger.make(({ logLevel, message }) => {
+        lines.push({ level: logLevel.label, message: Array.isArray(message) ? message.join(" ") : String(message) })
+      })
+    )
+    return Effect.map(Effect.provide(effect, collect), (a) => [a, lines] as const)
+  })
+
+describe("Environment", () => {
+  it.effect.each([{}, { REDIS_URL: "" }])("without REDIS_URL (%o): the in-memory store, said first", (env) =>
+    Effect.gen(function*() {
+      const [kind, lines] = yield* logged(
+        Effect.gen(function*() {
+          const store = yield* TraceStore.TraceStore
+          yield* LeaderElection.LeaderElection
+          return store.backend
+        }).pipe(Effect.provide(Layer.merge(Environment.storeLayer, Environment.leaderLayer)), withEnv(env))
+      )
+      expect(kind).toBe("memory")
+      expect(lines[0]).toEqual({
+        level: "WARN",
+        message: "REDIS_URL is not set: using the in-memory store; nothing is shared with other replicas"
+      })
+      expect(yield* withEnv(env)(Environment.backend)).toEqual({
+        kind: "memory",
+        target: null,
+        description: Environment.memoryNotice
+      })
+    }))
+
+  it.effect("describes a Redis URL with its password masked", () =>
+    Effect.gen(function*() {
+      const selected = yield* withEnv({ REDIS_URL: "redis://:s3cret@cache.internal:6380/2" })(Environment.backend)
+      expect(selected).toEqual({
+        kind: "redis",
+        target: "redis://***@cache.internal:6380/2",
+        description: "using the Redis store at redis://***@cache.internal:6380/2"
+      })
+    }))
+
+  it.effect.each([
+    [{ REDIS_URL: "localhost:6379" }, "REDIS_URL"],
+    [{ SG_LEASE_TTL: "soon" }, "SG_LEASE_TTL"],
+    [{ SG_LEASE_TTL: "500 millis" }, "SG_LEASE_TTL"],
+    [{ SG_SWEEP_INTERVAL: "0 minutes" }, "SG_SWEEP_INTERVAL"],
+    [{ SG_ORPHAN_THRESHOLD: "never" }, "SG_ORPHAN_THRESHOLD"]
+  ] as const)("%o is refused with a configuration error naming %s", ([env, variable]) =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(
+        TraceWatchdog.TraceWatchdog.pipe(Effect.provide(Environment.watchdogLayer), Effect.scoped, withEnv(env))
+      )
+      expect(error._tag).toBe("ConfigError")
+      expect(String(error)).toContain(variable)
+    }))
+})
+
+const server = Layer.provideMerge(RedisTestServer.layerClient(), RedisTestServer.layerSpawned)
+
+layer(server, { excludeTestServices: true })("Environment with REDIS_URL", (it) => {
+  it.effect("the Redis store, the Redis lease and the watchdog share one connection; closing releases the lease", () =>
+    Effect.gen(function*() {
+      const test = yield* RedisTestServer.RedisTestServer
+      const client = yield* RedisClient.RedisClient
+      const leaseHolder = Effect.orDie(client.use("GET", (c) => c.get("sg:lease:trace-watchdog")))
+      const connections = Effect.orDie(client.use("CLIENT", (c) => c.client("LIST"))).pipe(
+        Effect.map((list) => String(list).trim().split("\n").length)
+      )
+      const before = yield* connections
+      yield* Effect.gen(function*() {
+        const watchdog = yield* TraceWatchdog.TraceWatchdog
+        const store = yield* TraceStore.TraceStore
+        expect(store.backend).toBe("redis")
+        yield* watchdog.status.pipe(
+          Effect.repeat({ schedule: Schedule.spaced("20 millis"), until: (s) => s.leader && s.last_sweep !== null }),
+          Effect.timeout("10 seconds")
+        )
+        expect(yield* leaseHolder).toMatch(/:\d+:[0-9a-f]{16}$/)
+        expect(yield* connections).toBe(before + 1)
+      }).pipe(
+        Effect.provide(Environment.watchdogLayer),
+        withEnv({ REDIS_URL: test.url, SG_LEASE_TTL: "3 seconds" })
+      )
+      expect(yield* leaseHolder).toBeNull()
+    }))
+})

@@ -1,0 +1,120 @@
+/**
+ * `sg` as child processes for process-level tests: spawned with `node --import tsx` (one process, so its pid is the
+ * one in its lease token and signals reach it directly), output collected, and always killed when the scope closes.
+ */
+import { Clock, Deferred, Duration, Effect, Option, type Scope } from "effect"
+import { spawn } from "node:child_process"
+import * as path from "node:path"
+
+/** The repository root. */
+export const root = path.join(import.meta.dirname, "../../../..")
+
+/** How a child ended. */
+export interface Ended {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+/** A running `sg` child. */
+export interface Child {
+  readonly name: string
+  readonly pid: number
+  /** Everything it printed on stdout so far. */
+  readonly stdout: () => string
+  /** Everything it printed on stderr so far. */
+  readonly stderr: () => string
+  /** Completes when it has exited. */
+  readonly ended: Deferred.Deferred<Ended>
+  /** Sends it a signal. */
+  readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
+}
+
+/** Spawns `sg <args>` from the repository root with `env` added to this process' environment. */
+export const spawnSg = (
+  name: string,
+  args: ReadonlyArray<string>,
+  env: Readonly<Record<string, string>>
+): Effect.Effect<Child, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const ended = yield* Deferred.make<Ended>()
+      const child = spawn(process.execPath, ["--import", "tsx", "apps/supervisor/src/bin.ts", ...args], {
+        cwd: root,
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      let out = ""
+      let err = ""
+      child.stdout.on("data", (chunk: Buffer) => void (out += chunk.toString()))
+      child.stderr.on("data", (chunk: Buffer) => void (err += chunk.toString()))
+      child.once("exit", (code, signal) => Deferred.unsafeDone(ended, Effect.succeed({ code, signal })))
+      child.once("error", (error) => {
+        err += `spawn failed: ${error.message}\n`
+        Deferred.unsafeDone(ended, Effect.succeed({ code: null, signal: null }))
+      })
+      return {
+        name,
+        pid: child.pid ?? -1,
+        stdout: () => out,
+        stderr: () => err,
+        ended,
+        signal: (signal: NodeJS.Signals) => Effect.sync(() => void child.kill(signal))
+      }
+    }),
+    (child) =>
+      Effect.gen(function*() {
+        if (yield* Deferred.isDone(child.ended)) return
+        // A stopped child dies of SIGKILL too; SIGCONT first in case it is stopped, so nothing is left frozen.
+        yield* child.signal("SIGCONT")
+        yield* child.signal("SIGKILL")
+        yield* Deferred.await(child.ended).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+      })
+  )
+
+/** Polls `check` every 25 ms until it gives a value, dying with `what` (and `context`) after `limit`. */
+export const waitFor = <A, E, R>(
+  what: string,
+  check: Effect.Effect<Option.Option<A>, E, R>,
+  limit: Duration.DurationInput,
+  context: () => string = () => ""
+): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    while (true) {
+      const result = yield* check
+      if (Option.isSome(result)) return result.value
+      yield* Effect.sleep("25 millis")
+    }
+  }).pipe(
+    Effect.timeout(limit),
+    Effect.catchTag("TimeoutException", () =>
+      Effect.dieMessage(`timed out after ${Duration.format(Duration.decode(limit))} waiting for ${what}${context()}`))
+  )
+
+/** `waitFor` a condition. */
+export const waitUntil = <E, R>(
+  what: string,
+  check: Effect.Effect<boolean, E, R>,
+  limit: Duration.DurationInput,
+  context?: () => string
+): Effect.Effect<void, E, R> =>
+  waitFor(what, Effect.map(check, (ok) => (ok ? Option.some(undefined) : Option.none())), limit, context)
+
+/** Waits for the child to exit. */
+export const ended = (child: Child, limit: Duration.DurationInput = "15 seconds"): Effect.Effect<Ended> =>
+  Deferred.await(child.ended).pipe(
+    Effect.timeout(limit),
+    Effect.catchTag("TimeoutException", () =>
+      Effect.dieMessage(
+        `${child.name} (pid ${child.pid}) did not exit within ${Duration.format(Duration.decode(limit))}`
+      ))
+  )
+
+/** The real time, in milliseconds (tests here run with the live clock). */
+export const now: Effect.Effect<number> = Clock.currentTimeMillis
+
+/** The pid in a lease token `<hostname>:<pid>:<random>`. */
+export const pidOfToken = (token: string): number => Number(token.split(":").at(-2))
+
+/** Both children's output, for a failure message. */
+export const outputs = (...children: ReadonlyArray<Child>) => () =>
+  children.map((c) => `\n--- ${c.name} (pid ${c.pid}) stderr:\n${c.stderr()}`).join("")

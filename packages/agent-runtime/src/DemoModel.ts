@@ -1,0 +1,204 @@
+/**
+ * The demo model: an offline, deterministic `LanguageModel` (built with @effect/ai's `LanguageModel.make`) that reads
+ * the conversation and decides as a tool-using model would, so `pnpm start` shows tool calls, sub-agents, tokens and
+ * errors with no network and no key.
+ *
+ * - Input about the time (`time`, `clock`, `date`, `now`) calls `clock`; an arithmetic expression (`what is 6 * 7?`)
+ *   calls `calculator`; both may be called in one step. `research` or `fan out` calls `fan_out` (`N researchers`
+ *   sets how many sub-agents, 3 by default). Only tools the agent has are called.
+ * - Once tool results follow the input, it answers with a summary of them (failures included).
+ * - An input starting with `fail:` (or one `failWhen` accepts) fails the call with an `AiError`, as a provider outage
+ *   would: the run fails with `UpstreamError`, and after enough of them the provider's breaker opens.
+ * - Token usage is estimated at one token per four characters read and written.
+ */
+import * as AiError from "@effect/ai/AiError"
+import * as IdGenerator from "@effect/ai/IdGenerator"
+import * as LanguageModel from "@effect/ai/LanguageModel"
+import type * as Prompt from "@effect/ai/Prompt"
+import type * as Response from "@effect/ai/Response"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as Arithmetic from "./internal/arithmetic.js"
+
+/** The prefix of an input that makes the demo model fail. */
+export const failPrefix = "fail:"
+
+/** The model name the demo reports. */
+export const modelName = "demo"
+
+/** How the demo model behaves. */
+export interface Options {
+  /** Makes a call fail as an outage would when it returns true for the run's input (besides the `fail:` prefix). */
+  readonly failWhen?: ((input: string) => boolean) | undefined
+  /** How long each call takes (default none), slept on `Clock`. */
+  readonly latency?: Duration.DurationInput | undefined
+}
+
+/** The demo model as a `LanguageModel` service. */
+export const make = (options?: Options): Effect.Effect<LanguageModel.Service> => {
+  const latency = Duration.decode(options?.latency ?? Duration.zero)
+  const generate = (provider: LanguageModel.ProviderOptions) =>
+    Effect.gen(function*() {
+      if (Duration.greaterThan(latency, Duration.zero)) yield* Effect.sleep(latency)
+      const conversation = read(provider.prompt)
+      const input = conversation.input
+      if (input.trimStart().toLowerCase().startsWith(failPrefix) || options?.failWhen?.(input)) {
+        return yield* new AiError.UnknownError({
+          module: "DemoModel",
+          method: "generateText",
+          description: "the demo provider is unavailable (the input asked it to fail)"
+        })
+      }
+      const idGenerator = yield* IdGenerator.IdGenerator
+      const tools = new Set(provider.tools.map((tool) => tool.name))
+      const calls = conversation.results.length > 0 ? [] : chooseTools(conversation.input, tools)
+      const parts: Array<Response.PartEncoded> = []
+      let written: string
+      if (calls.length > 0) {
+        for (const call of calls) {
+          parts.push({ type: "tool-call", id: yield* idGenerator.generateId(), name: call.name, params: call.params })
+        }
+        written = JSON.stringify(calls)
+      } else {
+        written = conversation.results.length > 0 ? summarize(conversation.results) : answer(conversation.input)
+        parts.push({ type: "text", text: written })
+      }
+      const inputTokens = estimateTokens(conversation.read)
+      const outputTokens = estimateTokens(written)
+      parts.push({
+        type: "finish",
+        reason: calls.length > 0 ? "tool-calls" : "stop",
+        usage: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens }
+      })
+      return parts
+    })
+  return LanguageModel.make({
+    generateText: generate,
+    streamText: (provider) => Stream.flatMap(generate(provider), (parts) => Stream.fromIterable(toStream(parts)))
+  })
+}
+
+/** One token per four characters, at least one. */
+export const estimateTokens = (text: string): number => Math.max(1, Math.ceil(text.length / 4))
+
+interface Conversation {
+  /** The last user message's text. */
+  readonly input: string
+  /** Tool results given after it. */
+  readonly results: ReadonlyArray<Prompt.ToolResultPart>
+  /** Everything the model reads, as text (for token counts). */
+  readonly read: string
+}
+
+const read = (prompt: Prompt.Prompt): Conversation => {
+  let lastUser = -1
+  const texts: Array<string> = []
+  prompt.content.forEach((message, index) => {
+    if (message.role === "user") lastUser = index
+    if (message.role === "system") texts.push(message.content)
+    else {
+      for (const part of message.content) {
+        if (part.type === "text") texts.push(part.text)
+        else if (part.type === "tool-call") texts.push(`${part.name}(${JSON.stringify(part.params)})`)
+        else if (part.type === "tool-result") texts.push(JSON.stringify(part.result) ?? "")
+      }
+    }
+  })
+  const user = prompt.content[lastUser]
+  const input = user?.role === "user"
+    ? user.content.flatMap((part) => (part.type === "text" ? [part.text] : [])).join("\n")
+    : ""
+  const results = prompt.content.slice(lastUser + 1).flatMap((message) =>
+    message.role === "tool" ? message.content : []
+  )
+  return { input, results, read: texts.join("\n") }
+}
+
+interface Call {
+  readonly name: string
+  readonly params: Record<string, unknown>
+}
+
+const chooseTools = (input: string, tools: ReadonlySet<string>): Array<Call> => {
+  if (tools.has("fan_out") && /\b(research|fan[- ]?out)\b/i.test(input)) {
+    const count = /\b(\d+)\s+(?:researchers?|sub-?agents?|agents?)\b/i.exec(input)
+    return [{
+      name: "fan_out",
+      params: { topic: topicOf(input), count: count === null ? 3 : Math.min(8, Math.max(1, Number(count[1]))) }
+    }]
+  }
+  const calls: Array<Call> = []
+  if (tools.has("clock") && /\b(time|clock|date|today|now)\b/i.test(input)) calls.push({ name: "clock", params: {} })
+  const expression = Arithmetic.find(input)
+  if (tools.has("calculator") && expression !== undefined) calls.push({ name: "calculator", params: { expression } })
+  return calls
+}
+
+const topicOf = (input: string): string => {
+  const topic = input
+    .replace(/\b(please|can you|could you|research|fan[- ]?out|on|about|with|using)\b/gi, " ")
+    .replace(/\b\d+\s+(researchers?|sub-?agents?|agents?)\b/gi, " ")
+    .replace(/[?!.]+\s*$/, "")
+    .replace(/\s+/g, " ")
+    .trim()
+  return topic === "" ? "the question" : topic.slice(0, 80)
+}
+
+const findings = [
+  "the basics are well documented and widely used",
+  "most teams adopt it incrementally, starting with the riskiest calls",
+  "measurements beat intuition: record timings before tuning",
+  "failure modes cluster around timeouts and retries",
+  "simpler designs tend to win once load grows"
+]
+
+const answer = (input: string): string => {
+  const research = /^research "(.+)" from angle (\d+) of (\d+): (.+)$/i.exec(input.trim())
+  if (research !== null) {
+    const [, topic, k, , angle] = research
+    const finding = findings[(topic!.length + Number(k)) % findings.length]
+    return `Notes on ${topic} (${angle}): ${finding}.`
+  }
+  const shown = input.length > 120 ? `${input.slice(0, 120)}…` : input
+  return `I am the demo model. I can tell the time, do arithmetic ("what is 6 * 7?") and fan research out to ` +
+    `sub-agents ("research circuit breakers with 3 researchers"). You said: "${shown}"`
+}
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null
+
+const summarize = (results: ReadonlyArray<Prompt.ToolResultPart>): string =>
+  results.map((part) => {
+    const result = part.result
+    if (part.isFailure) {
+      const reason = isRecord(result) && typeof result.message === "string"
+        ? result.message
+        : isRecord(result) && typeof result.error === "string"
+        ? result.error
+        : JSON.stringify(result)
+      return `The ${part.name} tool failed: ${reason}.`
+    }
+    if (part.name === "clock" && isRecord(result) && typeof result.iso === "string") return `It is ${result.iso}.`
+    if (part.name === "calculator" && isRecord(result) && typeof result.value === "number") {
+      return `${String(result.expression)} = ${result.value}.`
+    }
+    if (part.name === "fan_out" && isRecord(result) && Array.isArray(result.answers)) {
+      const answers: ReadonlyArray<unknown> = result.answers
+      const lines = answers.map((a, i) =>
+        isRecord(a) && a.status === "success" ? `(${i + 1}) ${String(a.output)}` : `(${i + 1}) failed: ${
+          isRecord(a) ? String(a.output) : "no answer"
+        }`
+      )
+      return `I asked ${answers.length} researchers about ${String(result.topic)}. ${lines.join(" ")}`
+    }
+    return `${part.name} returned ${JSON.stringify(result)}.`
+  }).join(" ")
+
+const toStream = (parts: ReadonlyArray<Response.PartEncoded>): Array<Response.StreamPartEncoded> =>
+  parts.flatMap((part, index): Array<Response.StreamPartEncoded> => {
+    if (part.type === "text") {
+      const id = `text_${index}`
+      return [{ type: "text-start", id }, { type: "text-delta", id, delta: part.text }, { type: "text-end", id }]
+    }
+    return part.type === "tool-call" || part.type === "finish" ? [part] : []
+  })
