@@ -2,7 +2,8 @@
  * `pnpm bench gateway`: what the gateway's tracing costs an HTTP request. One trivial handler (`POST /v1/runs`,
  * read the JSON body, answer a small JSON inside an agent-run span) is served in this process three ways (see
  * packages/gateway/test/utils/benchKit.ts): `bare` (platform tracer off), `plain` (as @effect/platform serves it by
- * default) and `traced` (the `Ingress` middleware with lifecycle writes to the memory store, plus the `Recorder`).
+ * default), `traced` (the `Ingress` middleware with lifecycle writes to the memory store, plus the `Recorder`), and
+ * two partial ones to tell the costs apart: `ingress` (the middleware alone) and `ingress+recorder` (no lifecycle).
  * The load comes from a second process on loopback:
  * - throughput: autocannon, `SG_BENCH_CONNECTIONS` (16) connections for `SG_BENCH_SECONDS` (3) per round;
  * - latency: `SG_BENCH_PROBES` (2000) requests one after another on one kept-alive connection, timed with hrtime
@@ -36,14 +37,20 @@ const probe = (agent) => new Promise((resolve, reject) => {
   const start = process.hrtime.bigint()
   const req = http.request(url + "/v1/runs", { method: "POST", agent, headers }, (res) => {
     res.resume()
-    res.on("end", () => res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - start) / 1000) : reject(new Error("status " + res.statusCode)))
+    res.on("end", () => res.statusCode === 200
+      ? resolve(Number(process.hrtime.bigint() - start) / 1000)
+      : reject(new Error("status " + res.statusCode)))
   })
   req.on("error", reject)
   req.end(body)
 })
 ;(async () => {
-  const loaded = await autocannon({ url: url + "/v1/runs", method: "POST", headers, body, connections, duration: seconds })
-  if (loaded.non2xx > 0 || loaded.errors > 0) throw new Error("non-2xx answers: " + loaded.non2xx + ", errors: " + loaded.errors)
+  const loaded = await autocannon({
+    url: url + "/v1/runs", method: "POST", headers, body, connections, duration: seconds
+  })
+  if (loaded.non2xx > 0 || loaded.errors > 0) {
+    throw new Error("non-2xx answers: " + loaded.non2xx + ", errors: " + loaded.errors)
+  }
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   for (let i = 0; i < 200; i++) await probe(agent)
   const micros = []
@@ -51,7 +58,11 @@ const probe = (agent) => new Promise((resolve, reject) => {
   agent.destroy()
   micros.sort((a, b) => a - b)
   const at = (q) => micros[Math.min(micros.length - 1, Math.floor(q * micros.length))]
-  process.stdout.write(JSON.stringify({ rps: loaded.requests.average, loadedP50: loaded.latency.p50, loadedP99: loaded.latency.p99, p50: at(0.5), p99: at(0.99) }) + "\\n")
+  const latency = loaded.latency
+  const result = {
+    rps: loaded.requests.average, loadedP50: latency.p50, loadedP99: latency.p99, p50: at(0.5), p99: at(0.99)
+  }
+  process.stdout.write(JSON.stringify(result) + "\\n")
 })().catch((e) => { console.error(e); process.exit(1) })
 `
 
@@ -86,7 +97,7 @@ const median = (values: ReadonlyArray<number>): number => {
 }
 
 export const run = async (): Promise<void> => {
-  const variants: ReadonlyArray<Variant> = ["bare", "plain", "traced"]
+  const variants: ReadonlyArray<Variant> = ["bare", "plain", "ingress", "ingress+recorder", "traced"]
   const servers = variants.map((variant) => ({ variant, runtime: ManagedRuntime.make(layer(variant)) }))
   try {
     const targets = await Promise.all(servers.map((s) => s.runtime.runPromise(url)))
@@ -111,17 +122,22 @@ export const run = async (): Promise<void> => {
       }
     })
     report(
-      `gateway: ${connections} connections × ${seconds} s, then ${probes} sequential probes; median of ${rounds} rounds`,
+      `gateway: ${connections} connections × ${seconds} s, then ${probes} sequential probes; ` +
+        `median of ${rounds} rounds`,
       figures,
       "plain"
     )
     const p50 = (v: Variant) => median(results.get(v)!.map((r) => r.p50))
-    const ratio = figures[2]!.opsPerSec / figures[1]!.opsPerSec
+    const rps = (v: Variant) => figures[variants.indexOf(v)]!.opsPerSec
+    const ratio = rps("traced") / rps("plain")
     console.log(
       `traced vs plain: ${ratio.toFixed(2)}x throughput (goal ≥ 0.85x), ` +
         `${(p50("traced") - p50("plain")).toFixed(0)} µs added at p50 (goal < 500 µs); ` +
-        `vs bare: ${(figures[2]!.opsPerSec / figures[0]!.opsPerSec).toFixed(2)}x, ` +
-        `${(p50("traced") - p50("bare")).toFixed(0)} µs`
+        `vs bare: ${(rps("traced") / rps("bare")).toFixed(2)}x, ${(p50("traced") - p50("bare")).toFixed(0)} µs\n` +
+        `the middleware alone: ${(rps("ingress") / rps("plain")).toFixed(2)}x, ` +
+        `${(p50("ingress") - p50("plain")).toFixed(0)} µs; with the recorder: ` +
+        `${(rps("ingress+recorder") / rps("plain")).toFixed(2)}x, ` +
+        `${(p50("ingress+recorder") - p50("plain")).toFixed(0)} µs`
     )
   } finally {
     await Promise.all(servers.map((s) => s.runtime.dispose()))

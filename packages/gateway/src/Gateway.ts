@@ -1,0 +1,286 @@
+/**
+ * The gateway: the `Api` declaration implemented over the services in context, wrapped in the `Ingress`
+ * middleware, served by whatever `HttpServer` is provided.
+ *
+ * ```ts
+ * Gateway.layer().pipe(
+ *   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 })),
+ *   Layer.provide(services), // AgentRuntime, TraceStore, TraceLifecycle, CircuitBreaker, TraceIdGenerator
+ *   Layer.launch
+ * )
+ * ```
+ *
+ * `RedisClient` and `TraceWatchdog`, when present in the context the layer is built in, show in `/api/status` and
+ * make `/readyz` ping Redis. Install the `Recorder` (with the store's `saveExecution`) around it to keep records.
+ */
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import type * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { AgentRuntime } from "@sg/agent-runtime"
+import { RedisClient } from "@sg/redis"
+import type { CircuitOpenError } from "@sg/resilience"
+import { CircuitBreaker } from "@sg/resilience"
+import type { TraceIdGenerator, TraceLifecycle } from "@sg/trace"
+import { TraceStore, TraceWatchdog } from "@sg/trace"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as ApiError from "./ApiError.js"
+import { Api } from "./GatewayApi.js"
+import * as Ingress from "./Ingress.js"
+import { readJson } from "./internal/body.js"
+import * as Issues from "./internal/issues.js"
+import * as Prometheus from "./Prometheus.js"
+
+/** How the gateway serves. */
+export interface Options {
+  /** Largest request body accepted, in bytes; 1 MiB by default. Larger ones answer 413. */
+  readonly maxBodyBytes?: number | undefined
+  /** How long `/readyz` and `/api/status` wait for Redis to answer a PING; 500 millis by default. */
+  readonly readinessTimeout?: Duration.DurationInput | undefined
+  /** The ingress middleware's options (which requests get a lifecycle record). */
+  readonly ingress?: Ingress.Options | undefined
+}
+
+/** The defaults of `Options`. */
+export const defaults = {
+  maxBodyBytes: 1024 * 1024,
+  readinessTimeout: Duration.millis(500)
+} as const
+
+const storeUnavailable = (error: { readonly message: string }) =>
+  new ApiError.StoreUnavailable({ message: `the trace store cannot be read: ${error.message}` })
+
+const isObject = (u: unknown): boolean => typeof u === "object" && u !== null && !Array.isArray(u)
+
+const decodeRunRequest = Schema.decodeUnknown(AgentRuntime.RunRequest)
+
+/** Seconds for `Retry-After`: rounded up, at least 1; undefined while the breaker is held open with no end. */
+const retryAfterSeconds = (retryAfter: Duration.Duration): number | undefined =>
+  Duration.isFinite(retryAfter) ? Math.max(1, Math.ceil(Duration.toMillis(retryAfter) / 1000)) : undefined
+
+const circuitOpen = (error: CircuitOpenError): Effect.Effect<never, ApiError.CircuitOpen> => {
+  const seconds = retryAfterSeconds(error.retryAfter)
+  const failure = Effect.fail(
+    new ApiError.CircuitOpen({ breaker: error.name, retry_after: seconds ?? null, message: error.message })
+  )
+  return seconds === undefined ? failure : Effect.zipRight(
+    HttpApp.appendPreResponseHandler((_, response) =>
+      Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", String(seconds)))
+    ),
+    failure
+  )
+}
+
+const runsLive = (maxBodyBytes: number) =>
+  HttpApiBuilder.group(Api, "runs", (handlers) =>
+    Effect.map(AgentRuntime.AgentRuntime, (runtime) =>
+      // Raw: the body is read and decoded here, so that every way it can be bad answers 400 or 413 (see readJson).
+      handlers.handleRaw("create", ({ request }) =>
+        readJson(request, maxBodyBytes).pipe(
+          Effect.flatMap((body) =>
+            isObject(body)
+              ? Effect.mapError(decodeRunRequest(body), (error) => Issues.fromParseError(error, "body"))
+              : Effect.fail(new ApiError.BadRequest({ field: "body", message: "body: must be a JSON object" }))
+          ),
+          Effect.flatMap(runtime.run),
+          Effect.catchTags({
+            UpstreamError: (error) =>
+              Effect.fail(new ApiError.UpstreamFailed({ provider: error.provider, message: error.message })),
+            RunTimeout: (error) =>
+              Effect.fail(new ApiError.Timeout({ timeout_ms: error.timeout_ms, message: error.message })),
+            UnknownAgent: (error) =>
+              Effect.fail(Issues.badRequest([{ path: ["agent"], message: error.message }], "body")),
+            CircuitOpenError: circuitOpen
+          })
+        )
+      )
+    ))
+
+const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
+  Effect.map(TraceStore.TraceStore, (store) =>
+    handlers
+      .handle("list", ({ urlParams }) =>
+        store.listExecutions(urlParams).pipe(
+          Effect.catchTags({
+            InvalidExecutionQuery: (error) =>
+              Effect.fail(Issues.badRequest([{ path: [error.field], message: error.message }], "query")),
+            RedisUnavailable: (error) => Effect.fail(storeUnavailable(error)),
+            RedisCommandError: (error) => Effect.fail(storeUnavailable(error))
+          })
+        ))
+      .handle("get", ({ path: { trace_id } }) =>
+        Effect.all([
+          store.get(trace_id).pipe(
+            Effect.catchTag("InvalidTraceRecord", (error) =>
+              Effect.as(
+                Effect.logWarning(`unreadable lifecycle record: ${error.message}`).pipe(
+                  Effect.annotateLogs({ trace_id, field: error.field })
+                ),
+                Option.none()
+              ))
+          ),
+          store.getExecution(trace_id).pipe(
+            Effect.catchTag("ExecutionRecordCorrupt", (error) =>
+              Effect.as(
+                Effect.logWarning(`unreadable execution record: ${error.message}`).pipe(
+                  Effect.annotateLogs({ trace_id })
+                ),
+                Option.none()
+              ))
+          )
+        ], { concurrency: 2 }).pipe(
+          Effect.catchTags({
+            RedisUnavailable: (error) => Effect.fail(storeUnavailable(error)),
+            RedisCommandError: (error) => Effect.fail(storeUnavailable(error))
+          }),
+          Effect.flatMap(([lifecycle, record]) =>
+            Option.isNone(lifecycle) && Option.isNone(record)
+              ? Effect.fail(
+                new ApiError.NotFound({
+                  message: `no trace ${trace_id}: it is unknown, was not sampled, or has expired`
+                })
+              )
+              : Effect.succeed({
+                trace_id,
+                lifecycle: Option.getOrNull(lifecycle),
+                record: Option.getOrNull(record)
+              })
+          )
+        ))
+  ))
+
+const opsLive = (readinessTimeout: Duration.Duration) =>
+  HttpApiBuilder.group(Api, "ops", (handlers) =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const breakers = yield* CircuitBreaker.CircuitBreaker
+      const redis = yield* Effect.serviceOption(RedisClient.RedisClient)
+      const watchdog = yield* Effect.serviceOption(TraceWatchdog.TraceWatchdog)
+      const ping = (client: RedisClient.Service) =>
+        client.ping.pipe(
+          Effect.timeoutFail({
+            duration: readinessTimeout,
+            onTimeout: () => ({ message: `no answer within ${Duration.format(readinessTimeout)}` })
+          }),
+          Effect.either
+        )
+      return handlers
+        .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
+        .handle("readyz", () =>
+          Option.match(redis, {
+            onNone: () => Effect.succeed({ status: "ready" as const, redis: "not_used" as const }),
+            onSome: (client) =>
+              Effect.flatMap(ping(client), (answer) =>
+                answer._tag === "Right"
+                  ? Effect.succeed({ status: "ready" as const, redis: "reachable" as const })
+                  : Effect.fail(
+                    new ApiError.NotReady({
+                      message: `Redis at ${client.target} is unreachable: ${answer.left.message}`
+                    })
+                  ))
+          }))
+        .handle("status", () =>
+          Effect.all({
+            store: Effect.succeed(store.backend),
+            redis: Option.match(redis, {
+              onNone: () => Effect.succeed(null),
+              onSome: (client) =>
+                Effect.map(ping(client), (answer) => ({
+                  reachable: answer._tag === "Right",
+                  target: client.target,
+                  prefix: client.prefix
+                }))
+            }),
+            watchdog: Option.match(watchdog, {
+              onNone: () => Effect.succeed(null),
+              onSome: (running) => running.status
+            }),
+            circuits: breakers.snapshot
+          }, { concurrency: "unbounded" }))
+        .handle("metrics", () => Prometheus.snapshot)
+    }))
+
+const describe = (request: { readonly method: string; readonly url: string }): string => {
+  const path = Ingress.pathOf(request.url)
+  return `${request.method} ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`
+}
+
+/**
+ * Errors the API's own machinery raises, in the gateway's JSON: a path or query that does not decode becomes 400
+ * `bad_request` naming the field (instead of HttpApi's `HttpApiDecodeError` body), an unknown route 404
+ * `not_found`, a defect 500 `internal_error` (logged with its cause).
+ */
+const errorsLive = HttpApiBuilder.middleware(Api, (app) =>
+  Effect.catchAllCause(app, (cause): Effect.Effect<
+    HttpServerResponse.HttpServerResponse,
+    ApiError.BadRequest | ApiError.NotFound | ApiError.InternalError
+  > => {
+    const failure = Cause.failureOption(cause)
+    if (Option.isSome(failure)) {
+      const error: unknown = failure.value
+      if (error instanceof HttpApiDecodeError) return Effect.fail(Issues.badRequest(error.issues, "request"))
+      if (HttpServerError.isServerError(error)) {
+        if (error._tag === "RouteNotFound") {
+          return Effect.fail(new ApiError.NotFound({ message: `no route for ${describe(error.request)}` }))
+        }
+        if (error._tag === "RequestError") {
+          return Effect.fail(new ApiError.BadRequest({ field: "body", message: "body could not be read" }))
+        }
+      }
+      return Effect.failCause(cause)
+    }
+    if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause)
+    return Effect.zipRight(
+      Effect.logError("request failed with a defect", cause),
+      Effect.fail(new ApiError.InternalError({ message: "internal error: see the server's log" }))
+    )
+  }))
+
+/** The API's handlers over the services in context (no server, no ingress). */
+export const layerApi = (
+  options?: Options
+) =>
+  HttpApiBuilder.api(Api).pipe(
+    Layer.provide([
+      runsLive(options?.maxBodyBytes ?? defaults.maxBodyBytes),
+      tracesLive,
+      opsLive(Duration.decode(options?.readinessTimeout ?? defaults.readinessTimeout)),
+      errorsLive
+    ])
+  )
+
+/**
+ * The whole gateway served on the `HttpServer` in context: the routes of `Api` inside the `Ingress` middleware,
+ * with the platform's own request tracer off (the ingress opens the server span, parented on the sg trace id).
+ */
+export const layer = (options?: Options): Layer.Layer<
+  never,
+  never,
+  | HttpServer.HttpServer
+  | HttpRouter.HttpRouter.DefaultServices
+  | AgentRuntime.AgentRuntime
+  | TraceStore.TraceStore
+  | TraceLifecycle.TraceLifecycle
+  | TraceIdGenerator.TraceIdGenerator
+  | CircuitBreaker.CircuitBreaker
+> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const app = yield* HttpApiBuilder.httpApp
+      const ingress = yield* Ingress.make(options?.ingress)
+      return HttpServer.serve(ingress(app))
+    })
+  ).pipe(
+    HttpMiddleware.withTracerDisabledWhen(() => true),
+    Layer.provide(layerApi(options)),
+    Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer])
+  )

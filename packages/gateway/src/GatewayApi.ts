@@ -1,0 +1,124 @@
+/**
+ * The gateway's HTTP contract (DESIGN.md, "HTTP") as an `HttpApi` declaration: every route with the schemas of its
+ * path, query, body, answer and errors. The server is built from it (`Gateway`) and clients are derived from it
+ * (`HttpApiClient.make(Api)`). JSON, snake_case fields; errors are `{ error: <code>, message, ... }`.
+ */
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import { AgentRuntime } from "@sg/agent-runtime"
+import { CircuitBreaker } from "@sg/resilience"
+import { ExecutionRecord, TraceId, TraceRecord, TraceWatchdog } from "@sg/trace"
+import * as Schema from "effect/Schema"
+import * as ApiError from "./ApiError.js"
+import * as Prometheus from "./Prometheus.js"
+
+/** `GET /api/traces` query: `status`, `agent`, `limit` (1 to 100, 20 by default), `cursor` (a `next_cursor`). */
+export const ListParams = Schema.Struct({
+  status: Schema.optional(ExecutionRecord.Status),
+  agent: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64))),
+  limit: Schema.optional(
+    Schema.NumberFromString.pipe(
+      Schema.int({ message: () => "must be a whole number" }),
+      Schema.between(1, 100, { message: () => "must be between 1 and 100" })
+    )
+  ),
+  cursor: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(256)))
+})
+
+/** A page of execution record summaries, newest first; `next_cursor` is null on the last page. */
+export const TracePage = Schema.Struct({
+  items: Schema.Array(ExecutionRecord.ExecutionSummary),
+  next_cursor: Schema.NullOr(Schema.String)
+})
+
+/** `GET /api/traces/:trace_id` path. */
+export const TracePath = Schema.Struct({ trace_id: TraceId.TraceId })
+
+/**
+ * One trace: its lifecycle record (state, timestamps, fields; null once its hash expired) and its execution record
+ * (null when none was kept: successes are sampled).
+ */
+export const TraceDetail = Schema.Struct({
+  trace_id: TraceId.TraceId,
+  lifecycle: Schema.NullOr(TraceRecord.TraceRecord),
+  record: Schema.NullOr(ExecutionRecord.ExecutionRecord)
+})
+
+/** The Redis connection as `/api/status` shows it. */
+export const RedisStatus = Schema.Struct({
+  /** Whether a PING answered within the readiness timeout. */
+  reachable: Schema.Boolean,
+  /** The server's URL, password masked. */
+  target: Schema.String,
+  prefix: Schema.String
+})
+
+/** `GET /api/status`. */
+export const Status = Schema.Struct({
+  store: Schema.Literal("redis", "memory"),
+  /** Null when no Redis is in use (the memory store). */
+  redis: Schema.NullOr(RedisStatus),
+  /** Null when this process runs no watchdog. */
+  watchdog: Schema.NullOr(TraceWatchdog.Status),
+  circuits: Schema.Array(CircuitBreaker.Status)
+})
+
+/** `GET /healthz`: the process is up. */
+export const Health = Schema.Struct({ status: Schema.Literal("ok") })
+
+/** `GET /readyz`: the process can serve (Redis answers, when one is in use). */
+export const Readiness = Schema.Struct({
+  status: Schema.Literal("ready"),
+  redis: Schema.Literal("reachable", "not_used")
+})
+
+/** `GET /metrics` answer: the Prometheus text exposition. */
+export const MetricsText = HttpApiSchema.Text({ contentType: Prometheus.contentType })
+
+/** `POST /v1/runs`: run an agent. */
+export const runs = HttpApiGroup.make("runs").add(
+  HttpApiEndpoint.post("create", "/v1/runs")
+    .setPayload(AgentRuntime.RunRequest)
+    .addSuccess(AgentRuntime.RunResult)
+    .addError(ApiError.UpstreamFailedJson)
+    .addError(ApiError.CircuitOpenJson)
+    .addError(ApiError.TimeoutJson)
+)
+
+/** The execution records: list them, open one. */
+export const traces = HttpApiGroup.make("traces")
+  .add(
+    HttpApiEndpoint.get("list", "/api/traces")
+      .setUrlParams(ListParams)
+      .addSuccess(TracePage)
+      .addError(ApiError.StoreUnavailableJson)
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/api/traces/:trace_id")
+      .setPath(TracePath)
+      .addSuccess(TraceDetail)
+      .addError(ApiError.StoreUnavailableJson)
+  )
+
+/** Status, health, readiness and metrics. */
+export const ops = HttpApiGroup.make("ops")
+  .add(HttpApiEndpoint.get("status", "/api/status").addSuccess(Status))
+  .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Health))
+  .add(HttpApiEndpoint.get("readyz", "/readyz").addSuccess(Readiness).addError(ApiError.NotReadyJson))
+  .add(HttpApiEndpoint.get("metrics", "/metrics").addSuccess(MetricsText))
+
+/**
+ * The gateway's API. Errors every route may answer: 400 `bad_request` (naming the field), 404 `not_found`,
+ * 413 `payload_too_large`, 500 `internal_error` (a bug, never an input).
+ */
+export class Api extends HttpApi.make("sg")
+  .add(runs)
+  .add(traces)
+  .add(ops)
+  .addError(ApiError.BadRequestJson)
+  .addError(ApiError.NotFoundJson)
+  .addError(ApiError.PayloadTooLargeJson)
+  .addError(ApiError.InternalErrorJson)
+{}

@@ -1,0 +1,247 @@
+/**
+ * The ingress/egress middleware: wraps any @effect/platform `HttpApp` so that every request belongs to an sg trace.
+ *
+ * - The trace id: a valid incoming `traceparent` (strict W3C, `TraceId.fromTraceparent`) is adopted, else a valid
+ *   `x-trace-id`; otherwise (or when they are invalid) a UUIDv7 is minted by the `TraceIdGenerator`.
+ * - Spans: the request runs in a server span whose parent is `Tracer.externalSpan` of that id, so every span of the
+ *   request carries it (and the `Recorder` groups them under it). An adopted `traceparent` gives the caller's span
+ *   as that parent; a minted id has no caller, so the parent is a placeholder whose id is the trace id's low 64 bits.
+ *   Serve the app with the platform's own tracer off (`HttpMiddleware.withTracerDisabledWhen(() => true)`, as
+ *   `serve` does): it would otherwise open a span around this one from a loosely parsed `traceparent`.
+ * - `CurrentTrace` is provided to the app.
+ * - Lifecycle, for the requests `options.lifecycle` picks (by default the agent runs, `POST /v1/runs`):
+ *   `TraceLifecycle.begin` (`RECEIVED`; metadata `method`, `route`, `platform` and `channel` from `x-sg-platform` /
+ *   `x-sg-channel`) before the app runs, `EGRESS` once its response is ready, then `COMPLETED`, or `ERRORED` with
+ *   `error` = the error code for a status of 400 and up. All of them best effort (`TraceLifecycle` swallows failures
+ *   behind the `trace-store` breaker), all before the response leaves, so a client that reads the trace next finds
+ *   it finished.
+ * - Every response carries `x-trace-id` and `traceparent` (the server span's id, flags `01` or the caller's sampled
+ *   bit; never the W3C random flag), failures the app leaves to the server included.
+ * - Metrics: `sg_http_requests_total` and `sg_http_request_duration_seconds`, by method, route and status.
+ */
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { CurrentTrace, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
+import * as ApiError from "./ApiError.js"
+
+/** How the middleware behaves. */
+export interface Options {
+  /** Which requests get a lifecycle record; `isAgentRun` by default. */
+  readonly lifecycle?: ((request: HttpServerRequest.HttpServerRequest) => boolean) | undefined
+}
+
+/** The middleware: the app with tracing, lifecycle, trace headers and request metrics around it. */
+export type Middleware = <E, R>(
+  app: HttpApp.Default<E, R>
+) => HttpApp.Default<E, Exclude<R, CurrentTrace.CurrentTrace>>
+
+/** The path of a request URL, without its query. */
+export const pathOf = (url: string): string => {
+  const query = url.indexOf("?")
+  return query === -1 ? url : url.slice(0, query)
+}
+
+/** The default lifecycle predicate: `POST /v1/runs`. */
+export const isAgentRun = (request: HttpServerRequest.HttpServerRequest): boolean =>
+  request.method === "POST" && pathOf(request.url) === "/v1/runs"
+
+/** Requests served, by `method`, `route` (the route template, or `unmatched`) and `status`. */
+export const requests = Metric.counter("sg_http_requests_total", {
+  description: "HTTP requests served, by method, route and status",
+  incremental: true
+})
+
+/** Time from ingress to the response being ready, in seconds, by `method`, `route` and `status`. */
+export const requestDuration = Metric.histogram(
+  "sg_http_request_duration_seconds",
+  MetricBoundaries.fromIterable([
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
+  ]),
+  "HTTP request latency from ingress to response, by method, route and status"
+)
+
+const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+
+const labelCache = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+const labelsOf = (method: string, route: string, status: number): ReadonlyArray<MetricLabel.MetricLabel> => {
+  const m = knownMethods.has(method) ? method : "OTHER"
+  const key = `${m} ${route} ${status}`
+  let labels = labelCache.get(key)
+  if (labels === undefined) {
+    labels = [
+      MetricLabel.make("method", m),
+      MetricLabel.make("route", route),
+      MetricLabel.make("status", String(status))
+    ]
+    labelCache.set(key, labels)
+  }
+  return labels
+}
+
+/** What a request says about its trace, when it says something valid. */
+interface Adopted {
+  readonly traceId: TraceId.TraceId
+  readonly parentId: string | undefined
+  readonly flags: number
+}
+
+const headerOf = (request: HttpServerRequest.HttpServerRequest, name: string): string | undefined => {
+  const value: unknown = request.headers[name]
+  return typeof value === "string" ? value : undefined
+}
+
+const adopt = (request: HttpServerRequest.HttpServerRequest): Adopted | undefined => {
+  const traceparent = headerOf(request, "traceparent")
+  if (traceparent !== undefined) {
+    const parsed = TraceId.fromTraceparent(traceparent)
+    if (Option.isSome(parsed)) {
+      return { traceId: parsed.value.traceId, parentId: parsed.value.parentId, flags: parsed.value.flags & 1 }
+    }
+  }
+  const xTraceId = headerOf(request, "x-trace-id")
+  if (xTraceId !== undefined) {
+    const parsed = TraceId.parse(xTraceId.trim())
+    if (Option.isSome(parsed)) return { traceId: parsed.value, parentId: undefined, flags: 1 }
+  }
+  return undefined
+}
+
+const spanIdPattern = /^[0-9a-f]{16}$/
+const zeroSpanId = "0000000000000000"
+
+/** The placeholder parent of a trace with no caller: the id's low 64 bits (random in a UUIDv7), never zero. */
+const placeholderSpanId = (hex: string): string => {
+  const low = hex.slice(16)
+  return low === zeroSpanId ? "0000000000000001" : low
+}
+
+const cut = (value: string, max: number): string => (value.length > max ? value.slice(0, max) : value)
+
+const metadataOf = (request: HttpServerRequest.HttpServerRequest, path: string): Record<string, string> => {
+  const metadata: Record<string, string> = { method: request.method, route: cut(path, 256) }
+  const platform = headerOf(request, "x-sg-platform")
+  const channel = headerOf(request, "x-sg-channel")
+  if (platform !== undefined) metadata["platform"] = cut(platform, 256)
+  if (channel !== undefined) metadata["channel"] = cut(channel, 256)
+  return metadata
+}
+
+const decoder = new TextDecoder()
+
+/** The `error` of a JSON error body, else the code of its status. */
+const errorCodeOf = (response: HttpServerResponse.HttpServerResponse): string => {
+  const body = response.body
+  if (body._tag === "Uint8Array" && body.contentType.includes("json") && body.body.length <= 65_536) {
+    try {
+      const parsed: unknown = JSON.parse(decoder.decode(body.body))
+      if (typeof parsed === "object" && parsed !== null && "error" in parsed && typeof parsed.error === "string") {
+        return parsed.error
+      }
+    } catch {
+      // not JSON after all: fall back to the status
+    }
+  }
+  return ApiError.codeOfStatus(response.status)
+}
+
+/** Builds the middleware over the `TraceIdGenerator` and `TraceLifecycle` in context. */
+export const make = (
+  options?: Options
+): Effect.Effect<Middleware, never, TraceIdGenerator.TraceIdGenerator | TraceLifecycle.TraceLifecycle> =>
+  Effect.map(
+    Effect.zip(TraceIdGenerator.TraceIdGenerator, TraceLifecycle.TraceLifecycle),
+    ([generator, lifecycle]): Middleware => {
+      const traced = options?.lifecycle ?? isAgentRun
+
+      const handle = <E, R>(
+        app: HttpApp.Default<E, R>,
+        request: HttpServerRequest.HttpServerRequest,
+        traceId: TraceId.TraceId,
+        adopted: Adopted | undefined
+      ) => {
+        const hex = TraceId.toHex(traceId)
+        const flags = adopted?.flags ?? 1
+        const path = pathOf(request.url)
+        const record = traced(request)
+        const parent = Tracer.externalSpan({
+          traceId: hex,
+          spanId: adopted?.parentId ?? placeholderSpanId(hex),
+          sampled: (flags & 1) === 1
+        })
+        const spanOptions = { parent, kind: "server", captureStackTrace: false } as const
+        return Effect.useSpan(`http.server ${request.method}`, spanOptions, (span) => {
+          span.attribute("http.request.method", request.method)
+          span.attribute("url.path", path)
+          const userAgent = headerOf(request, "user-agent")
+          if (userAgent !== undefined) span.attribute("user_agent.original", userAgent)
+          const spanId = spanIdPattern.test(span.spanId) && span.spanId !== zeroSpanId
+            ? span.spanId
+            : placeholderSpanId(hex)
+          const headers = { "x-trace-id": traceId, traceparent: TraceId.toTraceparent(traceId, spanId, flags) }
+          // One context for everything the request runs: the server span as parent, the trace as CurrentTrace.
+          const extra = Context.make(Tracer.ParentSpan, span).pipe(Context.add(CurrentTrace.CurrentTrace, { traceId }))
+          const inTrace = <A, E1, R1>(effect: Effect.Effect<A, E1, R1>) => Effect.provide(effect, extra)
+
+          return Effect.clockWith((clock) => {
+            const start = clock.unsafeCurrentTimeNanos()
+            const done = (response: HttpServerResponse.HttpServerResponse) => {
+              const status = response.status
+              span.attribute("http.response.status_code", status)
+              const route = span.attributes.get("http.route")
+              const labels = labelsOf(request.method, typeof route === "string" ? route : "unmatched", status)
+              requests.unsafeUpdate(1, labels)
+              requestDuration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)
+              return record
+                ? inTrace(
+                  Effect.zipRight(
+                    lifecycle.transition("EGRESS"),
+                    status < 400
+                      ? lifecycle.finish(traceId, "COMPLETED")
+                      : lifecycle.finish(traceId, "ERRORED", { error: errorCodeOf(response) })
+                  )
+                )
+                : Effect.void
+            }
+            const respond = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>) =>
+              Exit.isSuccess(exit)
+                ? Effect.as(done(exit.value), HttpServerResponse.setHeaders(exit.value, headers))
+                : Effect.flatMap(HttpServerError.causeResponse(exit.cause), ([response]) =>
+                  done(response).pipe(
+                    // The server turns the failure into its response later: set the headers on that one.
+                    Effect.zipRight(
+                      HttpApp.appendPreResponseHandler((_, failed) =>
+                        Effect.succeed(HttpServerResponse.setHeaders(failed, headers))
+                      )
+                    ),
+                    Effect.zipRight(Effect.failCause(exit.cause))
+                  ))
+            const served = Effect.flatMap(Effect.exit(inTrace(app)), respond)
+            return record
+              ? Effect.zipRight(inTrace(lifecycle.begin(traceId, metadataOf(request, path))), served)
+              : served
+          })
+        })
+      }
+
+      // The platform serves an app uninterruptibly (a route makes its handler interruptible), so the bookkeeping
+      // after the app's exit always runs.
+      return <E, R>(app: HttpApp.Default<E, R>) =>
+        Effect.withFiberRuntime((fiber) => {
+          const request = Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest)
+          const adopted = adopt(request)
+          return adopted === undefined
+            ? Effect.flatMap(generator.next, (traceId) => handle(app, request, traceId, undefined))
+            : handle(app, request, adopted.traceId, adopted)
+        }) as HttpApp.Default<E, Exclude<R, CurrentTrace.CurrentTrace>>
+    }
+  )

@@ -1,0 +1,14 @@
+/** The gateway: the `Api` served over the services in context, inside the ingress middleware. */
+export * as Gateway from "./Gateway.js"
+
+/** The HTTP contract as an `HttpApi` declaration (routes, bodies, errors), for servers and derived clients. */
+export * as GatewayApi from "./GatewayApi.js"
+
+/** The errors the gateway answers with, and their JSON wire forms. */
+export * as ApiError from "./ApiError.js"
+
+/** The ingress/egress middleware for any `HttpApp`: trace ids, spans, lifecycle, trace headers, request metrics. */
+export * as Ingress from "./Ingress.js"
+
+/** Effect's metrics registry as Prometheus text. */
+export * as Prometheus from "./Prometheus.js"

@@ -1,0 +1,103 @@
+import { expect, layer } from "@effect/vitest"
+import { RedisClient, RedisTestServer } from "@sg/redis"
+import { CircuitBreaker } from "@sg/resilience"
+import { TraceLifecycle, TraceStore } from "@sg/trace"
+import { Clock, Effect, Layer } from "effect"
+import { mintedIdOf } from "./utils/headers.js"
+import * as T from "./utils/TestGateway.js"
+
+const redis = <A>(f: (client: RedisClient.Service["client"]) => Promise<A>) =>
+  Effect.flatMap(RedisClient.RedisClient, (client) => Effect.promise(() => f(client.client)))
+
+const hashOf = (id: string) =>
+  Effect.flatMap(RedisClient.RedisClient, (client) => redis((c) => c.hgetall(client.key("trace", id))))
+
+/** The gateway over the Redis store, on a private redis-server this test may stop and start. */
+const gateway = T.make(TraceStore.layerRedis()).pipe(
+  Layer.provideMerge(RedisTestServer.layerClient({ commandTimeout: "500 millis" })),
+  Layer.provideMerge(RedisTestServer.layerSpawned)
+)
+
+layer(gateway, { excludeTestServices: true, timeout: "60 seconds" })("gateway over Redis", (it) => {
+  it.effect("a run's lifecycle hash: RECEIVED's metadata, COMPLETED, the terminal TTL, out of the active set", () =>
+    Effect.gen(function*() {
+      const answer = yield* T.postRun({ input: "in redis" }, { "x-sg-platform": "slack", "x-sg-channel": "C042" })
+      expect(answer.status).toBe(200)
+      const id = mintedIdOf(answer)
+      const hash = yield* hashOf(id)
+      expect(hash).toEqual({
+        state: "COMPLETED",
+        created_at: expect.stringMatching(/^\d{10}\.\d{3}$/),
+        updated_at: expect.stringMatching(/^\d{10}\.\d{3}$/),
+        method: "POST",
+        route: "/v1/runs",
+        platform: "slack",
+        channel: "C042"
+      })
+      expect(Number(hash["updated_at"])).toBeGreaterThanOrEqual(Number(hash["created_at"]))
+      const client = yield* RedisClient.RedisClient
+      const ttl = yield* redis((c) => c.ttl(client.key("trace", id)))
+      expect(ttl).toBeGreaterThanOrEqual(3599)
+      expect(ttl).toBeLessThanOrEqual(3600)
+      expect(yield* redis((c) => c.sismember(client.key("traces", "active"), id))).toBe(0)
+      expect((yield* T.writesOf(id)).map((w) => w.state)).toEqual(["RECEIVED", "INFERRING", "EGRESS", "COMPLETED"])
+
+      const detail = yield* T.eventually(
+        T.raw({ path: `/api/traces/${id}` }).pipe(
+          Effect.filterOrFail((a) => a.status === 200 && a.json.record !== null)
+        )
+      )
+      expect(detail.json.lifecycle).toMatchObject({ state: "COMPLETED", fields: { platform: "slack" } })
+      expect(detail.json.record).toMatchObject({ trace_id: id, status: "success" })
+
+      const failed = mintedIdOf(yield* T.postRun({ input: "provider-down:redis-test" }))
+      expect(yield* hashOf(failed)).toMatchObject({ state: "ERRORED", error: "upstream_error" })
+
+      expect((yield* T.raw({ path: "/readyz" })).json).toEqual({ status: "ready", redis: "reachable" })
+      const status = (yield* T.raw({ path: "/api/status" })).json
+      expect(status.store).toBe("redis")
+      expect(status.redis).toMatchObject({ reachable: true, prefix: client.prefix })
+    }))
+
+  it.effect("Redis stopped mid-way: runs still answer 200 quickly, /readyz 503; both recover once it is back", () =>
+    Effect.gen(function*() {
+      const server = yield* RedisTestServer.RedisTestServer
+      const breakers = yield* CircuitBreaker.CircuitBreaker
+      expect((yield* T.postRun({ input: "before" })).status).toBe(200)
+
+      yield* server.stop
+      const durations: Array<number> = []
+      for (let i = 0; i < 12; i++) {
+        const start = yield* Clock.currentTimeMillis
+        const answer = yield* T.postRun({ input: `while down ${i}` })
+        durations.push((yield* Clock.currentTimeMillis) - start)
+        expect(answer.status).toBe(200)
+        expect(answer.json.output).toBe(`echo: while down ${i}`)
+        mintedIdOf(answer)
+      }
+      // The first lifecycle writes wait for their 500 ms timeout and open the trace-store breaker; after that the
+      // writes are skipped and a run costs what it costs with no tracing.
+      expect((yield* breakers.status(TraceLifecycle.breakerName)).state).toBe("open")
+      expect(Math.max(...durations)).toBeLessThan(2_000)
+      expect(Math.max(...durations.slice(3))).toBeLessThan(250)
+
+      const notReady = yield* T.raw({ path: "/readyz" })
+      expect(notReady.status).toBe(503)
+      expect(notReady.json.error).toBe("not_ready")
+      expect((yield* T.raw({ path: "/healthz" })).status).toBe(200)
+      expect((yield* T.raw({ path: "/api/status" })).json.redis.reachable).toBe(false)
+
+      yield* server.start
+      yield* T.eventually(T.raw({ path: "/readyz" }).pipe(Effect.filterOrFail((a) => a.status === 200)), "10 seconds")
+      // Once the breaker's cool-down (1 s here) has passed, a trial write goes through and the records are back.
+      const back = yield* T.eventually(
+        Effect.gen(function*() {
+          const id = mintedIdOf(yield* T.postRun({ input: "after" }))
+          return yield* hashOf(id).pipe(Effect.filterOrFail((hash) => hash["state"] === "COMPLETED"))
+        }),
+        "10 seconds"
+      )
+      expect(back).toMatchObject({ method: "POST", route: "/v1/runs" })
+      expect((yield* breakers.status(TraceLifecycle.breakerName)).state).toBe("closed")
+    }))
+})

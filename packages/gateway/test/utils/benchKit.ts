@@ -1,0 +1,72 @@
+/**
+ * What `bench/gateway.ts` imports: the workspace root depends on neither @effect/platform nor @effect/platform-node,
+ * so the servers it measures are built here. One trivial handler (`POST /v1/runs`: read the JSON body, answer a
+ * small JSON inside an agent-run span), served three ways on a free loopback port:
+ * - `bare`: the handler alone, the platform's own request tracer off;
+ * - `plain`: the handler as @effect/platform serves it by default (its request tracer on);
+ * - `traced`: the handler inside the `Ingress` middleware (trace id, server span, lifecycle RECEIVED → EGRESS →
+ *   COMPLETED in the memory store behind the trace-store breaker, trace headers, request metrics) with the
+ *   `Recorder` installed (successes sampled at 10 %, saved to the same store);
+ * - `ingress+recorder`: as `traced`, but no request gets a lifecycle record;
+ * - `ingress`: the middleware alone: no lifecycle record, no recorder.
+ * The last two tell apart what the middleware, the recorder and the three `TraceLifecycle` writes each cost.
+ */
+import { HttpMiddleware, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { CircuitBreaker } from "@sg/resilience"
+import { ExecutionSpan, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import { Effect, Layer } from "effect"
+import { createServer } from "node:http"
+import * as Ingress from "../../src/Ingress.js"
+
+export { ManagedRuntime } from "effect"
+
+/** The variants measured. */
+export type Variant = "bare" | "plain" | "ingress" | "ingress+recorder" | "traced"
+
+const handler = Effect.gen(function*() {
+  const request = yield* HttpServerRequest.HttpServerRequest
+  const body = yield* request.json
+  return yield* HttpServerResponse.json({ status: "success", output: typeof body === "object" ? "ok" : "?" })
+}).pipe(ExecutionSpan.agentRun({ agentId: "bench" }), Effect.orDie)
+
+const app = HttpRouter.empty.pipe(HttpRouter.post("/v1/runs", handler))
+
+const server = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
+
+const traced = (lifecycle: boolean, recorder: boolean) =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Ingress.make(lifecycle ? undefined : { lifecycle: () => false }),
+      (ingress) => HttpServer.serve(ingress(app))
+    )
+  ).pipe(
+  HttpMiddleware.withTracerDisabledWhen(() => true),
+  Layer.provide(
+    recorder
+      ? Layer.unwrapEffect(Effect.map(TraceStore.TraceStore, (store) => Recorder.layer({ save: store.saveExecution })))
+      : Layer.empty
+  ),
+  Layer.provide(TraceLifecycle.layer()),
+  Layer.provide(
+    Layer.mergeAll(TraceStore.layerMemory, CircuitBreaker.layer().pipe(Layer.orDie), TraceIdGenerator.layer)
+  )
+)
+
+/** A server running `variant`, with its URL. */
+export const layer = (variant: Variant): Layer.Layer<HttpServer.HttpServer> => {
+  const served = variant === "traced"
+    ? traced(true, true)
+    : variant === "ingress+recorder"
+    ? traced(false, true)
+    : variant === "ingress"
+    ? traced(false, false)
+    : variant === "bare"
+    ? HttpServer.serve(app).pipe(HttpMiddleware.withTracerDisabledWhen(() => true))
+    : HttpServer.serve(app)
+  return served.pipe(Layer.provideMerge(server), Layer.orDie)
+}
+
+/** The server's base URL. */
+export const url: Effect.Effect<string, never, HttpServer.HttpServer> = Effect.map(HttpServer.HttpServer, (s) =>
+  s.address._tag === "TcpAddress" ? `http://127.0.0.1:${s.address.port}` : "")
