@@ -6,16 +6,10 @@
  * each figure (default 1000 ms).
  */
 // The repo root depends on none of effect, cockatiel or opossum: they come through the package that does.
-import {
-  CircuitBreaker,
-  cockatiel,
-  Effect,
-  Exit,
-  Logger,
-  LogLevel,
-  Opossum,
-  Scope
-} from "../packages/resilience/test/utils/bench.js"
+import { CircuitBreaker } from "@sg/resilience"
+import * as cockatiel from "cockatiel"
+import { Effect, Exit, Logger, LogLevel, Scope } from "effect"
+import Opossum from "opossum"
 import { type Figure, measure, report } from "./harness.js"
 
 const calls = 10_000

@@ -1,7 +1,7 @@
 /**
  * `pnpm bench gateway`: what the gateway's tracing costs an HTTP request. One trivial handler (`POST /v1/runs`,
  * read the JSON body, answer a small JSON inside an agent-run span) is served in this process three ways (see
- * packages/gateway/test/utils/benchKit.ts): `bare` (platform tracer off), `plain` (as @effect/platform serves it by
+ * bench/gateway-servers.ts): `bare` (platform tracer off), `plain` (as @effect/platform serves it by
  * default), `traced` (the `Ingress` middleware with lifecycle writes to the memory store, plus the `Recorder`), and
  * two partial ones to tell the costs apart: `ingress` (the middleware alone) and `ingress+recorder` (no lifecycle).
  * The load comes from a second process on loopback:
@@ -14,7 +14,7 @@
 import { spawn } from "node:child_process"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
-import { layer, ManagedRuntime, url, type Variant } from "../packages/gateway/test/utils/benchKit.js"
+import { layer, ManagedRuntime, url, type Variant } from "./gateway-servers.js"
 import { type Figure, report } from "./harness.js"
 
 const seconds = Number(process.env["SG_BENCH_SECONDS"] ?? 3)

@@ -6,7 +6,8 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   "trace-store": () => import("./trace-store.js"),
   sweep: () => import("./sweep.js"),
   breaker: () => import("./breaker.js"),
-  recorder: () => import("./recorder.js")
+  recorder: () => import("./recorder.js"),
+  gateway: () => import("./gateway.js")
 }
 
 const wanted = process.argv.slice(2)

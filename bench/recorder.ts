@@ -13,14 +13,8 @@
  * Goal: on adds under 20 µs per run to the request path; off adds nothing measurable.
  * `SG_BENCH_BATCHES` (600) and `SG_BENCH_ROUND_MS` (500) shorten it for a smoke run.
  */
-import {
-  ConfigProvider,
-  Effect,
-  ExecutionSpan,
-  Layer,
-  ManagedRuntime,
-  Recorder
-} from "../packages/trace/test/utils/execBenchKit.js"
+import { ExecutionSpan, Recorder } from "@sg/trace"
+import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
 import { type Figure, measure, report } from "./harness.js"
 
 const tracedRun = Effect.gen(function*() {

@@ -9,16 +9,10 @@
  */
 import { createHash, randomUUID } from "node:crypto"
 import { performance } from "node:perf_hooks"
-import {
-  Effect,
-  Layer,
-  Logger,
-  ManagedRuntime,
-  RedisClient,
-  RedisTestServer,
-  TraceStore,
-  TraceStoreScripts
-} from "../packages/trace/test/utils/benchKit.js"
+import { RedisClient, RedisTestServer } from "@sg/redis"
+import { TraceStore } from "@sg/trace"
+import { Effect, Layer, Logger, ManagedRuntime } from "effect"
+import * as TraceStoreScripts from "../packages/trace/src/internal/scripts.js"
 import { report } from "./harness.js"
 
 const total = Number(process.env["SG_BENCH_SWEEP_N"] ?? 1_000_000)

@@ -5,19 +5,14 @@
  */
 import { randomFillSync, randomUUID } from "node:crypto"
 import { makeGenerator } from "../packages/trace/src/internal/uuidv7.js"
-import * as TraceIdGenerator from "../packages/trace/src/TraceIdGenerator.js"
-// The root package depends on neither `uuid` nor `effect`: take the copies @sg/trace resolves.
-import type * as EffectModule from "../packages/trace/node_modules/effect/dist/dts/Effect.js"
-import { v7 } from "../packages/trace/node_modules/uuid/dist/esm/index.js"
+import { TraceIdGenerator } from "@sg/trace"
+import { Effect } from "effect"
+import { v7 } from "uuid"
 import { measure, report } from "./harness.js"
-
-const loadEffect = (): Promise<typeof EffectModule> =>
-  import(new URL("../packages/trace/node_modules/effect/dist/esm/Effect.js", import.meta.url).href)
 
 const batch = 10_000
 
 export const run = async (): Promise<void> => {
-  const Effect = await loadEffect()
   let sink = ""
 
   // The core as the service uses it: the wall clock read for every id. The raw run compares ids only at batch

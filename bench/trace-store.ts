@@ -9,15 +9,10 @@
  * the machine falls on each alike. `BENCH_MS` sets the time per row and concurrency (default 2000).
  */
 import { randomUUID } from "node:crypto"
-import {
-  Effect,
-  Layer,
-  ManagedRuntime,
-  RedisClient,
-  RedisTestServer,
-  TraceStore
-} from "../packages/trace/test/utils/benchKit.js"
-import type { TraceId } from "../packages/trace/test/utils/benchKit.js"
+import { RedisClient, RedisTestServer } from "@sg/redis"
+import { TraceStore } from "@sg/trace"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import type { TraceId } from "@sg/trace"
 import { type Figure, measure, report } from "./harness.js"
 
 const minMs = Number(process.env["BENCH_MS"] ?? 2000)

@@ -1,7 +1,6 @@
 /**
- * What `bench/gateway.ts` imports: the workspace root depends on neither @effect/platform nor @effect/platform-node,
- * so the servers it measures are built here. One trivial handler (`POST /v1/runs`: read the JSON body, answer a
- * small JSON inside an agent-run span), served three ways on a free loopback port:
+ * The servers `bench/gateway.ts` measures: one trivial handler (`POST /v1/runs`: read the JSON body, answer a small
+ * JSON inside an agent-run span), served five ways on a free loopback port:
  * - `bare`: the handler alone, the platform's own request tracer off;
  * - `plain`: the handler as @effect/platform serves it by default (its request tracer on);
  * - `traced`: the handler inside the `Ingress` middleware (trace id, server span, lifecycle RECEIVED → EGRESS →
@@ -17,7 +16,7 @@ import { CircuitBreaker } from "@sg/resilience"
 import { ExecutionSpan, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
-import * as Ingress from "../../src/Ingress.js"
+import { Ingress } from "@sg/gateway"
 
 export { ManagedRuntime } from "effect"
 
