@@ -16,7 +16,7 @@ import {
   TestClock,
   Tracer
 } from "effect"
-import { collectExecLogs, type ExecLogLine } from "./utils/execLogs.js"
+import { collectLogs, type LogLine } from "./utils/logs.js"
 import { inTrace, makeCapture, recordOf, traceId, traceIdOf } from "./utils/execRecording.js"
 
 class ToolBroke extends Data.TaggedError("ToolBroke")<{ readonly message: string }> {}
@@ -361,7 +361,7 @@ describe("Recorder", () => {
 
   it.effect("a failing store fails nothing: the loss is counted in records_dropped and logged once per burst", () =>
     Effect.gen(function*() {
-      const lines: Array<ExecLogLine> = []
+      const lines: Array<LogLine> = []
       const failing = yield* Ref.make(true)
       const saved = makeCapture()
       const save = (record: ExecutionRecord.ExecutionRecord) =>
@@ -381,7 +381,7 @@ describe("Recorder", () => {
         yield* Ref.set(failing, true)
         yield* twoToolsTwoModels
         yield* recorder.flush
-      }).pipe(Effect.provide(Recorder.layer({ save, sampleSuccess: 1 })), Effect.provide(collectExecLogs(lines)))
+      }).pipe(Effect.provide(Recorder.layer({ save, sampleSuccess: 1 })), Effect.provide(collectLogs(lines)))
       expect((yield* droppedCount("store_failed")) - before).toBe(4)
       expect(saved.records).toHaveLength(1)
       const warnings = lines.filter((l) => l.level === "WARN")
