@@ -381,6 +381,12 @@ describe("LeaderElection (memory)", () => {
         expect(error.message).toContain("identity must be non-empty and contain no spaces")
       }))
 
+    it.effect("refuses a TTL so short that the timings derived from it fall under a millisecond", () =>
+      Effect.gen(function*() {
+        const error = yield* refused({ ttl: "1 millis" })
+        expect(error.message).toContain("retryPeriod (derived from the TTL 1ms) is under 1 millisecond")
+      }))
+
     it.effect("a bad lease name is refused with a clear error, before any campaign", () =>
       Effect.gen(function*() {
         const election = yield* LeaderElection.make()

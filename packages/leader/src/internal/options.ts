@@ -50,6 +50,14 @@ export const resolve = (input: Input, defaultIdentity: string): Either.Either<Re
   const renewInterval = duration("renewInterval", input.renewInterval, scaled(1, 3))
   const renewDeadline = duration("renewDeadline", input.renewDeadline, scaled(2, 3))
   const retryPeriod = duration("retryPeriod", input.retryPeriod, scaled(2, 15))
+  const derived = { renewInterval, renewDeadline, retryPeriod }
+  for (const [field, value] of Object.entries(derived)) {
+    // The derived timings too: a TTL of a few milliseconds would otherwise campaign thousands of times a second.
+    if (value !== undefined && Duration.lessThan(value, Duration.millis(1))) {
+      const from = describe(ttl ?? defaultTtl)
+      problems.push(`${field} (derived from the TTL ${from}) is under 1 millisecond: use a longer TTL`)
+    }
+  }
   const identity = input.identity ?? defaultIdentity
   if (!/^\S+$/.test(identity)) problems.push(`identity must be non-empty and contain no spaces, not "${identity}"`)
 
