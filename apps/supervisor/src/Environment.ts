@@ -107,6 +107,19 @@ export const watchdogLayer: Layer.Layer<
   ConfigError.ConfigError | InvalidTraceInput
 > = Layer.provideMerge(TraceWatchdog.layerConfig, Layer.merge(storeLayer, leaderLayer))
 
+/**
+ * What `sg serve` runs on: `watchdogLayer` (the store, the election, the watchdog under the lease) and, with
+ * `REDIS_URL`, the one Redis connection they share, in the context too (not in the type: it is there only with
+ * Redis), so that the gateway's `/readyz` and `/api/status` ping it.
+ */
+export const backendLayer: Layer.Layer<
+  TraceWatchdog.TraceWatchdog | TraceStore.TraceStore | LeaderElection.LeaderElection,
+  ConfigError.ConfigError | InvalidTraceInput
+> = Layer.unwrapEffect(
+  Effect.map(backend, (selected) =>
+    selected.kind === "redis" ? Layer.merge(watchdogLayer, redisClient) : watchdogLayer)
+)
+
 /** Logs on stderr, so stdout carries only a verb's output: pretty on a terminal, logfmt lines otherwise. */
 export const stderrLogger: Logger.Logger<unknown, void> = process.stderr.isTTY === true
   ? Logger.prettyLogger({ stderr: true, colors: true })

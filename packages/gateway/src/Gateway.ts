@@ -39,6 +39,7 @@ import * as Ingress from "./Ingress.js"
 import { readJson } from "./internal/body.js"
 import * as Issues from "./internal/issues.js"
 import * as Prometheus from "./Prometheus.js"
+import * as Viewer from "./Viewer.js"
 
 /** How the gateway serves. */
 export interface Options {
@@ -209,6 +210,16 @@ const opsLive = (readinessTimeout: Duration.Duration) =>
         .handle("metrics", () => Prometheus.snapshot)
     }))
 
+/**
+ * The trace viewer page, read once here (a missing page is a broken installation: the layer dies saying where it
+ * looked) and answered as is for both of its routes.
+ */
+const viewerLive = HttpApiBuilder.group(Api, "viewer", (handlers) =>
+  Effect.map(Effect.orDie(Viewer.load()), (page) => {
+    const response = Effect.succeed(Viewer.respond(page))
+    return handlers.handle("index", () => response).handle("trace", () => response)
+  }))
+
 const describe = (request: { readonly method: string; readonly url: string }): string => {
   const path = Ingress.pathOf(request.url)
   return `${request.method} ${path.length > 200 ? `${path.slice(0, 200)}…` : path}`
@@ -254,6 +265,7 @@ export const layerApi = (
       runsLive(options?.maxBodyBytes ?? defaults.maxBodyBytes),
       tracesLive,
       opsLive(Duration.decode(options?.readinessTimeout ?? defaults.readinessTimeout)),
+      viewerLive,
       errorsLive
     ])
   )

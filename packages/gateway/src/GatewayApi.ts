@@ -109,6 +109,17 @@ export const ops = HttpApiGroup.make("ops")
   .add(HttpApiEndpoint.get("readyz", "/readyz").addSuccess(Readiness).addError(ApiError.NotReadyJson))
   .add(HttpApiEndpoint.get("metrics", "/metrics").addSuccess(MetricsText))
 
+/** The trace viewer page: one HTML document (its script and style inline, allowed by hash in its CSP). */
+export const Html = HttpApiSchema.Text({ contentType: "text/html; charset=utf-8" })
+
+/** `GET /traces/:trace_id` path: any text, so that the page itself can say what is wrong with a malformed id. */
+export const PagePath = Schema.Struct({ trace_id: Schema.String })
+
+/** The trace viewer: the list at `/`, one trace's waterfall at `/traces/:trace_id` (the same page, routed in it). */
+export const viewer = HttpApiGroup.make("viewer")
+  .add(HttpApiEndpoint.get("index", "/").addSuccess(Html))
+  .add(HttpApiEndpoint.get("trace", "/traces/:trace_id").setPath(PagePath).addSuccess(Html))
+
 /**
  * The gateway's API. Errors every route may answer: 400 `bad_request` (naming the field), 404 `not_found`,
  * 413 `payload_too_large`, 500 `internal_error` (a bug, never an input).
@@ -117,6 +128,7 @@ export class Api extends HttpApi.make("sg")
   .add(runs)
   .add(traces)
   .add(ops)
+  .add(viewer)
   .addError(ApiError.BadRequestJson)
   .addError(ApiError.NotFoundJson)
   .addError(ApiError.PayloadTooLargeJson)

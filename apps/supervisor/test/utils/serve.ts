@@ -1,0 +1,28 @@
+/**
+ * `sg serve` as a child process on a port the system picks (`PORT=0`), found from its start-up line.
+ */
+import { Effect, Option } from "effect"
+import { type Child, outputs, spawnSg, waitFor } from "./processes.js"
+
+/** A running `sg serve` and the port it listens on. */
+export interface Served {
+  readonly child: Child
+  readonly port: number
+}
+
+const listening = /listening on http:\/\/localhost:(\d+)/
+
+/** The port in a serve process' start-up line, once it has logged it. */
+export const portOf = (stderr: string): Option.Option<number> => {
+  const match = listening.exec(stderr)
+  return match === null ? Option.none() : Option.some(Number(match[1]))
+}
+
+/** Starts `sg serve` with `env` (and `PORT=0`) and waits until it listens; killed when the scope closes. */
+export const startServe = (name: string, env: Readonly<Record<string, string>>) =>
+  Effect.gen(function*() {
+    const child = yield* spawnSg(name, ["serve"], { PORT: "0", ...env })
+    const port = yield* waitFor(`${name} to listen`, Effect.sync(() => portOf(child.stderr())), "30 seconds",
+      outputs(child))
+    return { child, port } satisfies Served
+  })

@@ -1,0 +1,34 @@
+/**
+ * What sg adds to the weather service, as layers: the trace store and the watchdog's lease (Redis or memory),
+ * circuit breakers, trace ids, best-effort lifecycle writes, the recorder of execution records, and the orphan
+ * watchdog under leader election. Every setting comes from the environment (`SG_*`, DESIGN.md's defaults).
+ */
+import { LeaderElection } from "@sg/leader"
+import { RedisClient } from "@sg/redis"
+import { CircuitBreaker } from "@sg/resilience"
+import { Recorder, TraceIdGenerator, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
+import { Config, Effect, Layer, Option } from "effect"
+
+/** Traces and leases in Redis (`REDIS_URL`, keys under `SG_KEY_PREFIX`). */
+export const Redis = Layer.mergeAll(TraceStore.layerRedisConfig, LeaderElection.layerRedis()).pipe(
+  Layer.provide(RedisClient.layerConfig)
+)
+
+/** Traces and leases in this process' memory. */
+export const Memory = Layer.mergeAll(TraceStore.layerMemoryConfig, LeaderElection.layerMemory())
+
+/** The recorder, saving kept execution records to the trace store. */
+const Recording = Layer.unwrapEffect(
+  Effect.map(TraceStore.TraceStore, (store) => Recorder.layerConfig({ save: store.saveExecution }))
+)
+
+/** Everything the service needs of sg, over `Redis` or `Memory`. */
+export const layer = <E, R>(store: Layer.Layer<TraceStore.TraceStore | LeaderElection.LeaderElection, E, R>) =>
+  Layer.mergeAll(TraceLifecycle.layer(), TraceWatchdog.layerConfig, Recording).pipe(
+    Layer.provideMerge(Layer.mergeAll(store, CircuitBreaker.layerConfig, TraceIdGenerator.layer))
+  )
+
+/** `layer` over Redis when `REDIS_URL` is set, else over memory. */
+export const layerConfig = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.string("REDIS_URL")), (url) => layer(Option.isSome(url) ? Redis : Memory))
+)
