@@ -135,11 +135,19 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     )
 
     let waitingOffline = 0
+    // One callback pair per call, passed positionally: the hot path of every Redis command, where
+    // `Effect.tryPromise({ try, catch })` cost two extra closures (and, under tsx, two `__name` property writes).
+    const call = <A>(command: string, f: (client: Redis) => Promise<A>): Effect.Effect<A, RedisError> =>
+      Effect.async<A, RedisError>((resume) => {
+        f(client).then(
+          (a) => resume(Effect.succeed(a)),
+          (error) => resume(Effect.fail(classify(command, error, target)))
+        )
+      })
+
     const use = <A>(command: string, f: (client: Redis) => Promise<A>): Effect.Effect<A, RedisError> =>
       Effect.suspend(() => {
-        if (client.status === "ready") {
-          return Effect.tryPromise({ try: () => f(client), catch: (error) => classify(command, error, target) })
-        }
+        if (client.status === "ready") return call(command, f)
         if (client.status === "end" || waitingOffline >= offlineQueueLimit) {
           return Effect.fail(
             new RedisUnavailable({
@@ -151,9 +159,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
           )
         }
         waitingOffline++
-        return Effect.tryPromise({ try: () => f(client), catch: (error) => classify(command, error, target) }).pipe(
-          Effect.ensuring(Effect.sync(() => waitingOffline--))
-        )
+        return Effect.ensuring(call(command, f), Effect.sync(() => waitingOffline--))
       })
 
     const multi = (command: string, f: (transaction: ChainableCommander) => ChainableCommander) =>

@@ -6,6 +6,12 @@ import * as Effect from "effect/Effect"
 import type { Backend, Row } from "./backend.js"
 import * as Scripts from "./scripts.js"
 
+/** Rejects with the first error of an EXEC reply (or an aborted transaction), as `RedisClient.multi` fails. */
+const checkExec = (replies: Array<[Error | null, unknown]> | null): void => {
+  if (replies === null) throw new Error("transaction aborted")
+  for (const [error] of replies) if (error !== null) throw error
+}
+
 /** The backend over a Redis client. */
 export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
   const traceKey = (id: string) => redis.key("trace", id)
@@ -15,9 +21,9 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
     kind: "redis",
     create: (id, fields, ttlSeconds) => {
       const key = traceKey(id)
-      return Effect.asVoid(
-        redis.multi("TraceStore.create", (m) => m.hset(key, ...fields).expire(key, ttlSeconds).sadd(activeKey, id))
-      )
+      // The raw MULTI, checked here rather than through `redis.multi`: one Effect step less on every request.
+      return redis.use("TraceStore.create", (client) =>
+        client.multi().hset(key, ...fields).expire(key, ttlSeconds).sadd(activeKey, id).exec().then(checkExec))
     },
     setState: (id, state, now, fields, terminalTtlSeconds) =>
       Effect.map(

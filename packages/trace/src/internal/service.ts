@@ -144,15 +144,15 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
   const now = Effect.map(Clock.currentTimeMillis, formatEpochSeconds)
 
   // The hot path of every request: validated synchronously, then one step reading the clock and one MULTI.
-  const create: Service["create"] = (id, initialState, metadata) =>
-    Either.match(validCreate(initialState, metadata), {
-      onLeft: Effect.fail,
-      onRight: ({ fields, state }) =>
-        Effect.clockWith((clock) => {
-          const at = formatEpochSeconds(clock.unsafeCurrentTimeMillis())
-          return backend.create(id, ["state", state, "created_at", at, "updated_at", at, ...fields], failsafeTtl)
-        })
+  const create: Service["create"] = (id, initialState, metadata) => {
+    const valid = validCreate(initialState, metadata)
+    if (Either.isLeft(valid)) return Effect.fail(valid.left)
+    const { fields, state } = valid.right
+    return Effect.clockWith((clock) => {
+      const at = formatEpochSeconds(clock.unsafeCurrentTimeMillis())
+      return backend.create(id, ["state", state, "created_at", at, "updated_at", at, ...fields], failsafeTtl)
     })
+  }
 
   const setState = (id: TraceId, state: string, fields: ReadonlyArray<string>) =>
     Effect.flatMap(now, (at) => backend.setState(id, state, at, fields, isTerminal(state) ? terminalTtl : undefined))
