@@ -13,6 +13,17 @@ const time: Time = {
   advance: (d) => Effect.sleep(d)
 }
 
+/** Forks `election` leading `name` forever; returns the fiber and the lease once it leads. */
+const holdLease = (election: LeaderElection.Service, name: string) =>
+  Effect.gen(function*() {
+    const seen = yield* Deferred.make<Lease.Service>()
+    const fiber = yield* Effect.fork(election.runWhileLeader(
+      name,
+      Effect.flatMap(Lease.Lease, (lease) => Effect.zipRight(Deferred.succeed(seen, lease), Effect.never))
+    ))
+    return { fiber, lease: yield* Deferred.await(seen) }
+  })
+
 describe("LeaderElection (Redis)", () => {
   layer(Layer.provideMerge(LeaseStore.layerRedis, RedisTestServer.layerWithClient), { excludeTestServices: true })(
     "against a real Redis",
@@ -24,12 +35,7 @@ describe("LeaderElection (Redis)", () => {
           const redis = yield* RedisClient.RedisClient
           const election = yield* LeaderElection.make({ ttl: time.electionTtl, identity: "keys" })
           const name = uniqueName("keys")
-          const seen = yield* Deferred.make<Lease.Service>()
-          const fiber = yield* Effect.fork(election.runWhileLeader(
-            name,
-            Effect.flatMap(Lease.Lease, (lease) => Effect.zipRight(Deferred.succeed(seen, lease), Effect.never))
-          ))
-          const lease = yield* Deferred.await(seen)
+          const { fiber, lease } = yield* holdLease(election, name)
           const keys = LeaseStore.redisKeys(redis, name)
           expect(keys).toEqual({ lease: `${redis.prefix}:lease:${name}`, epoch: `${redis.prefix}:lease:${name}:epoch` })
           expect(yield* redis.use("GET", (c) => c.get(keys.lease))).toBe(lease.token)
@@ -48,12 +54,7 @@ describe("LeaderElection (Redis)", () => {
           const redis = yield* RedisClient.RedisClient
           const election = yield* LeaderElection.make({ ttl: time.electionTtl, identity: "held" })
           const name = uniqueName("held")
-          const seen = yield* Deferred.make<Lease.Service>()
-          const fiber = yield* Effect.fork(election.runWhileLeader(
-            name,
-            Effect.flatMap(Lease.Lease, (lease) => Effect.zipRight(Deferred.succeed(seen, lease), Effect.never))
-          ))
-          const lease = yield* Deferred.await(seen)
+          const { fiber, lease } = yield* holdLease(election, name)
           const keys = LeaseStore.redisKeys(redis, name)
           expect(yield* lease.stillHeld).toBe(true)
           yield* redis.use("INCR", (c) => c.incr(keys.epoch))

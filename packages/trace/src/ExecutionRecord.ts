@@ -128,15 +128,20 @@ export const Dropped = Schema.Struct({
 /** What a record left out. */
 export type Dropped = typeof Dropped.Type
 
-/** The execution record of one trace. */
-export const ExecutionRecord = Schema.Struct({
+/** What a record and its summary both say of the trace. */
+const headerFields = {
   trace_id: TraceId,
   conversation_id: Schema.optional(Schema.String),
   status: Status,
   started_at: Timestamp,
   ended_at: Timestamp,
   duration_ms: Millis,
-  error: Schema.optional(Schema.String),
+  error: Schema.optional(Schema.String)
+}
+
+/** The execution record of one trace. */
+export const ExecutionRecord = Schema.Struct({
+  ...headerFields,
   runs: Schema.Array(Run),
   /** Present only when something was left out. */
   dropped: Schema.optional(Dropped)
@@ -150,13 +155,7 @@ export const ExecutionRecordJson = Schema.parseJson(ExecutionRecord)
 
 /** What a listing shows of a record. */
 export const ExecutionSummary = Schema.Struct({
-  trace_id: TraceId,
-  conversation_id: Schema.optional(Schema.String),
-  status: Status,
-  started_at: Timestamp,
-  ended_at: Timestamp,
-  duration_ms: Millis,
-  error: Schema.optional(Schema.String),
+  ...headerFields,
   /** The agents that ran, each once, in order of their first run. */
   agents: Schema.Array(Schema.String),
   runs: Schema.NonNegativeInt,
