@@ -1,3 +1,4 @@
+// absolute dates: formatting of records built in the test, no store
 import { describe, expect, it } from "@effect/vitest"
 import { Traces } from "@sg/supervisor"
 import { ExecutionRecord, type TraceId, TraceRecord } from "@sg/trace"

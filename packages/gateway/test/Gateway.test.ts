@@ -1,3 +1,4 @@
+// absolute dates: a fake watchdog's status, served as is; no store or clock reads it
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisClient } from "@sg/redis"
 import { TraceId, TraceStore, TraceWatchdog } from "@sg/trace"

@@ -1,3 +1,4 @@
+// absolute dates: schema and reduction checks of records that no store holds
 import { describe, expect, it } from "@effect/vitest"
 import { ExecutionRecord, ExecutionSpan, Redaction } from "@sg/trace"
 import { Effect, Option, Schema } from "effect"

@@ -2,7 +2,7 @@ import type { Vitest } from "@effect/vitest"
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisTestServer } from "@sg/redis"
 import { TraceStore } from "@sg/trace"
-import { Effect, Layer, Option } from "effect"
+import { Clock, Effect, Layer, Option } from "effect"
 import { freshId, recordAt } from "./utils/execStoreConformance.js"
 
 // The execution stores have their own conformance suite; this checks that TraceStore hands its three methods to them.
@@ -10,7 +10,8 @@ const delegates = <X extends boolean>(it: Vitest.MethodsNonLive<TraceStore.Trace
   it.effect("saves, gets and lists execution records through TraceStore", () =>
     Effect.gen(function*() {
       const store = yield* TraceStore.TraceStore
-      const now = Date.UTC(2026, 10, 23)
+      // The store's own clock: the real one for Redis (which trims entries older than 7 days), TestClock for memory.
+      const now = yield* Clock.currentTimeMillis
       const older = recordAt(freshId(), now - 1000, { status: "error", agents: ["planner"] })
       const newer = recordAt(freshId(), now, { agents: ["planner", "search"] })
       yield* store.saveExecution(older)

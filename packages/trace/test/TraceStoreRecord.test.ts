@@ -1,3 +1,4 @@
+// absolute dates: timestamp parsing and formatting, no store
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, DateTime, Duration, Effect, Either, Option, Schema } from "effect"
 import * as TraceRecord from "../src/TraceRecord.js"

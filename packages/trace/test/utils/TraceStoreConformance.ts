@@ -1,3 +1,5 @@
+// absolute dates: hashes a Python writer made long ago, read back for their parsing; with no TTL and always past
+// the orphan threshold, passing time cannot change what the tests see
 /**
  * The TraceStore conformance suite: one set of scenarios every backend must pass, run against the memory twin and
  * against Redis, so the two cannot drift apart. Each scenario gets a fresh, isolated store from `layer`.
