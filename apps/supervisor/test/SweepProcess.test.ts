@@ -43,6 +43,7 @@ describe("sg sweep, as a process against a real Redis", () => {
       expect(report).toEqual({
         scanned: 3,
         removed_missing: 1,
+        removed_terminal: 0,
         orphaned: 1,
         skipped_unreadable: 0,
         duration_ms: report.duration_ms
@@ -67,7 +68,7 @@ describe("sg sweep, as a process against a real Redis", () => {
         return child.stdout()
       })
       expect(yield* run).toMatch(new RegExp(
-        "^swept 3 active ids in \\d+ ms: 1 orphaned \\(now ERRORED\\), 1 with no hash removed from the active set, " +
+        "^swept 3 active ids in \\d+ ms: 1 orphaned \\(now ERRORED\\), 1 with no hash and 0 already terminal removed from the active set, " +
           "0 unreadable left alone\n$"
       ))
       expect(yield* run).toMatch(/^swept 1 active ids in \d+ ms: 0 orphaned/)

@@ -188,47 +188,56 @@ export const make = (
             ? span.spanId
             : placeholderSpanId(hex)
           const headers = { "x-trace-id": traceId, traceparent: TraceId.toTraceparent(traceId, spanId, flags) }
-          // One context for everything the request runs: the server span as parent, the trace as CurrentTrace.
-          const extra = Context.make(Tracer.ParentSpan, span).pipe(Context.add(CurrentTrace.CurrentTrace, { traceId }))
-          const inTrace = <A, E1, R1>(effect: Effect.Effect<A, E1, R1>) => Effect.provide(effect, extra)
+          // One context for everything the request runs: the server span as parent, the trace (and the lifecycle
+          // opening this request belongs to) as CurrentTrace.
+          const base = Context.make(Tracer.ParentSpan, span)
+          const contextOf = (opening: number | undefined) =>
+            Context.add(base, CurrentTrace.CurrentTrace, { traceId, opening })
 
           return Effect.clockWith((clock) => {
             const start = clock.unsafeCurrentTimeNanos()
-            const done = (response: HttpServerResponse.HttpServerResponse) => {
-              const status = response.status
-              span.attribute("http.response.status_code", status)
-              const route = span.attributes.get("http.route")
-              const labels = labelsOf(request.method, typeof route === "string" ? route : "unmatched", status)
-              requests.unsafeUpdate(1, labels)
-              requestDuration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)
-              return record
-                ? inTrace(
-                  Effect.zipRight(
-                    lifecycle.transition("EGRESS"),
-                    status < 400
-                      ? lifecycle.finish(traceId, "COMPLETED")
-                      : lifecycle.finish(traceId, "ERRORED", { error: errorCodeOf(response) })
-                  )
-                )
-                : Effect.void
-            }
-            const respond = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>) =>
-              Exit.isSuccess(exit)
-                ? Effect.as(done(exit.value), HttpServerResponse.setHeaders(exit.value, headers))
-                : Effect.flatMap(HttpServerError.causeResponse(exit.cause), ([response]) =>
-                  done(response).pipe(
-                    // The server turns the failure into its response later: set the headers on that one.
+            const serve = (opening: number | undefined) => {
+              const extra = contextOf(opening)
+              const inTrace = <A, E1, R1>(effect: Effect.Effect<A, E1, R1>) => Effect.provide(effect, extra)
+              const done = (response: HttpServerResponse.HttpServerResponse) => {
+                const status = response.status
+                span.attribute("http.response.status_code", status)
+                const route = span.attributes.get("http.route")
+                const labels = labelsOf(request.method, typeof route === "string" ? route : "unmatched", status)
+                requests.unsafeUpdate(1, labels)
+                requestDuration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)
+                return record
+                  ? inTrace(
                     Effect.zipRight(
-                      HttpApp.appendPreResponseHandler((_, failed) =>
-                        Effect.succeed(HttpServerResponse.setHeaders(failed, headers))
-                      )
-                    ),
-                    Effect.zipRight(Effect.failCause(exit.cause))
-                  ))
-            const served = Effect.flatMap(Effect.exit(inTrace(app)), respond)
+                      lifecycle.transition("EGRESS"),
+                      status < 400
+                        ? lifecycle.finish(traceId, "COMPLETED", undefined, opening)
+                        : lifecycle.finish(traceId, "ERRORED", { error: errorCodeOf(response) }, opening)
+                    )
+                  )
+                  : Effect.void
+              }
+              const respond = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>) =>
+                Exit.isSuccess(exit)
+                  ? Effect.as(done(exit.value), HttpServerResponse.setHeaders(exit.value, headers))
+                  : Effect.flatMap(HttpServerError.causeResponse(exit.cause), ([response]) =>
+                    done(response).pipe(
+                      // The server turns the failure into its response later: set the headers on that one.
+                      Effect.zipRight(
+                        HttpApp.appendPreResponseHandler((_, failed) =>
+                          Effect.succeed(HttpServerResponse.setHeaders(failed, headers))
+                        )
+                      ),
+                      Effect.zipRight(Effect.failCause(exit.cause))
+                    ))
+              return Effect.flatMap(Effect.exit(inTrace(app)), respond)
+            }
             return record
-              ? Effect.zipRight(inTrace(lifecycle.begin(traceId, metadataOf(request, path))), served)
-              : served
+              ? Effect.flatMap(
+                Effect.provide(lifecycle.begin(traceId, metadataOf(request, path)), contextOf(undefined)),
+                serve
+              )
+              : serve(undefined)
           })
         })
       }

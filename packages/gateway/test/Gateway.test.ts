@@ -351,7 +351,7 @@ const unreachableRedis = Layer.unwrapEffect(
 const lastSweep = {
   at: "2025-11-23T10:00:00.000Z",
   ok: true,
-  report: { scanned: 12, removed_missing: 1, orphaned: 2, skipped_unreadable: 0, duration_ms: 3.5 },
+  report: { scanned: 12, removed_missing: 1, removed_terminal: 0, orphaned: 2, skipped_unreadable: 0, duration_ms: 3.5 },
   error: null
 }
 

@@ -181,14 +181,20 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       Effect.suspend(() => {
         let entry = scripts.get(script.name)
         if (entry === undefined) {
-          client.defineCommand(script.name, { numberOfKeys: script.numberOfKeys, lua: script.lua })
+          client.defineCommand(
+            script.name,
+            script.numberOfKeys === "variable" ? { lua: script.lua } : { numberOfKeys: script.numberOfKeys, lua: script.lua }
+          )
           entry = { lua: script.lua, decode: Schema.decodeUnknown(script.reply) }
           scripts.set(script.name, entry)
         } else if (entry.lua !== script.lua) {
           return Effect.dieMessage(`two different Lua scripts are both named ${script.name}`)
         }
         const decode = entry.decode as (u: unknown) => Effect.Effect<A, ParseResult.ParseError>
-        return use(script.name, () => host[script.name]!(...keys, ...args)).pipe(
+        const call = script.numberOfKeys === "variable"
+          ? () => host[script.name]!(keys.length, ...keys, ...args)
+          : () => host[script.name]!(...keys, ...args)
+        return use(script.name, call).pipe(
           Effect.flatMap((reply) =>
             Effect.mapError(decode(reply), (error) =>
               new RedisCommandError({

@@ -4,10 +4,13 @@
  */
 import type * as Schema from "effect/Schema"
 
-/** A Lua script: its command name, how many of its arguments are keys, its source and its reply's schema. */
+/**
+ * A Lua script: its command name, how many of its arguments are keys (`"variable"`: as many as each call passes),
+ * its source and its reply's schema.
+ */
 export interface RedisScript<A, I = unknown> {
   readonly name: string
-  readonly numberOfKeys: number
+  readonly numberOfKeys: number | "variable"
   readonly lua: string
   readonly reply: Schema.Schema<A, I>
 }
@@ -15,7 +18,7 @@ export interface RedisScript<A, I = unknown> {
 /** Declares a script; run it with `RedisClient.eval`. */
 export const make = <A, I>(options: {
   readonly name: string
-  readonly numberOfKeys: number
+  readonly numberOfKeys: number | "variable"
   readonly lua: string
   readonly reply: Schema.Schema<A, I>
 }): RedisScript<A, I> => options

@@ -10,6 +10,11 @@ import type { TraceId } from "./TraceId.js"
 /** The current request's trace. */
 export class CurrentTrace extends Context.Tag("@sg/trace/CurrentTrace")<CurrentTrace, {
   readonly traceId: TraceId
+  /**
+   * The opening of the trace's lifecycle this request belongs to (what `TraceLifecycle.begin` returned), so its
+   * later writes are refused once the trace has been reopened by another request; absent when none was written.
+   */
+  readonly opening?: number | undefined
 }>() {}
 
 /** The current trace id, if a request is being served. */
@@ -18,6 +23,6 @@ export const traceId: Effect.Effect<Option.Option<TraceId>> = Effect.map(
   Option.map((trace) => trace.traceId)
 )
 
-/** Runs `self` as part of the trace `id`. */
-export const withTraceId = (id: TraceId) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.provideService(self, CurrentTrace, { traceId: id })
+/** Runs `self` as part of the trace `id` (and of its lifecycle's `opening`, when known). */
+export const withTraceId = (id: TraceId, opening?: number) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.provideService(self, CurrentTrace, { traceId: id, opening })

@@ -1,9 +1,14 @@
 /**
  * Where execution records are kept: save, get and list them, newest first, by status or by agent. Two
- * implementations share this interface and one conformance suite: Redis (the record as JSON at `sg:exec:<id>` with
- * a 7-day TTL, sorted-set indexes `sg:exec:index`, `sg:exec:index:status:<status>` and `sg:exec:index:agent:<agent>`
- * scored by start ms and trimmed of entries past retention on every write) and memory (the same under `Clock`).
- * `TraceStore` exposes them as `saveExecution`, `getExecution` and `listExecutions`.
+ * implementations share this interface and one conformance suite: Redis (the record as a hash at `sg:exec:<id>`,
+ * one field per run, with a 7-day TTL, sorted-set indexes `sg:exec:index`, `sg:exec:index:status:<status>` and
+ * `sg:exec:index:agent:<agent>` scored by start ms and trimmed of entries past retention on every write) and memory
+ * (the same under `Clock`). `TraceStore` exposes them as `saveExecution`, `getExecution` and `listExecutions`.
+ *
+ * A trace may span several requests (a caller's W3C trace over retries or fan-outs), each saving its own record: a
+ * save merges into what the trace holds, run by run and atomically, so no save drops another's runs. The merged
+ * record's status is the worst of the saves, `started_at` the earliest, `ended_at` the latest; it holds at most
+ * `maxRuns` runs (1,000) and `maxBytes` of them (256 KiB), what is left out counted in `dropped.runs`.
  */
 import type { RedisError } from "@sg/redis"
 import * as Config from "effect/Config"
@@ -51,7 +56,10 @@ export class InvalidExecutionQuery extends Schema.TaggedError<InvalidExecutionQu
 
 /** The store of execution records. */
 export interface ExecutionStore {
-  /** Saves (or replaces) a record, indexes it and trims the indexes it touches of entries past retention. */
+  /**
+   * Merges a record into the trace's (a run saved again replaces its earlier version), indexes it and trims the
+   * indexes it touches of entries past retention.
+   */
   readonly save: (record: ExecutionRecord) => Effect.Effect<void, RedisError | ExecutionRecordCorrupt>
   /** The record of a trace; `None` when there is none (never saved, not sampled, or expired). */
   readonly get: (traceId: TraceId) => Effect.Effect<Option.Option<ExecutionRecord>, RedisError | ExecutionRecordCorrupt>
@@ -59,14 +67,18 @@ export interface ExecutionStore {
   readonly list: (options?: ListOptions) => Effect.Effect<Page, RedisError | InvalidExecutionQuery>
 }
 
-/** How long records are kept. */
+/** How long records are kept, and how large one trace's may grow. */
 export interface Options {
   /** TTL of a record and retention of its index entries (`SG_EXEC_TTL`, 7 days). */
   readonly ttl: Duration.DurationInput
+  /** Runs one trace's record holds at most, across all its requests (1,000). */
+  readonly maxRuns?: number | undefined
+  /** Bytes of run JSON one trace's record holds at most, across all its requests (256 KiB). */
+  readonly maxBytes?: number | undefined
 }
 
 /** The defaults DESIGN.md gives. */
-export const defaults: Options = { ttl: Duration.days(7) }
+export const defaults: Options = { ttl: Duration.days(7), maxRuns: 1000, maxBytes: 256 * 1024 }
 
 /** `SG_EXEC_TTL` (7 days), through `Config`. */
 export const config: Config.Config<Options> = Config.all({

@@ -17,15 +17,24 @@ import { TraceStore } from "./TraceStore.js"
 
 /** Lifecycle writes that never fail. */
 export interface Service {
-  /** Creates the record of a new trace (`RECEIVED` unless told otherwise). */
-  readonly begin: (id: TraceId, metadata?: Readonly<Record<string, string>>, state?: State) => Effect.Effect<void>
-  /** Moves the current trace (see `CurrentTrace`) to `state`; nothing when there is none. */
+  /**
+   * Registers a request of the trace `id` (`RECEIVED` unless told otherwise): a new trace, one more request of a
+   * trace in flight, or a reopened one. Gives the opening the request belongs to (put it in `CurrentTrace` for the
+   * writes that follow), `undefined` when the write was lost.
+   */
+  readonly begin: (
+    id: TraceId,
+    metadata?: Readonly<Record<string, string>>,
+    state?: State
+  ) => Effect.Effect<number | undefined>
+  /** Moves the current trace (see `CurrentTrace`, and its opening) to `state`; nothing when there is none. */
   readonly transition: (state: State) => Effect.Effect<void>
-  /** Finishes the trace `id`. */
+  /** Ends one request of the trace `id` (of `opening`, when given); the last one in flight ends the trace. */
   readonly finish: (
     id: TraceId,
     state: TerminalState,
-    fields?: Readonly<Record<string, string>>
+    fields?: Readonly<Record<string, string>>,
+    opening?: number
   ) => Effect.Effect<void>
 }
 
@@ -40,6 +49,9 @@ export const writesLost = Metric.counter("sg_lifecycle_writes_lost_total", {
   description: "trace lifecycle writes that failed or were skipped because the trace store's breaker was open",
   incremental: true
 })
+
+/** What the store refuses by contract (not an outage): these are not lost writes. */
+const refusals: ReadonlySet<string> = new Set(["TraceNotFound", "TraceAlreadyTerminal", "StaleTraceWrite"])
 
 /** How lifecycle writes are bounded. */
 export interface Options {
@@ -59,39 +71,59 @@ export const make = (options?: Options): Effect.Effect<Service, never, TraceStor
     // A refusal (terminal, not found, bad input) is the store working: only outages count against it.
     const isFailure = (error: { readonly _tag: string }) =>
       error._tag === "RedisUnavailable" || error._tag === "RedisCommandError"
-    const guard: <E extends { readonly _tag: string }>(
-      self: Effect.Effect<void, E>
-    ) => Effect.Effect<void, E | CircuitOpenError | CircuitTimeoutError> = options?.timeout === undefined
+    const guard: <A, E extends { readonly _tag: string }>(
+      self: Effect.Effect<A, E>
+    ) => Effect.Effect<A, E | CircuitOpenError | CircuitTimeoutError> = options?.timeout === undefined
       ? breakers.protect(breakerName, { isFailure })
       : breakers.protect(breakerName, { isFailure, timeout: Duration.decode(options.timeout) })
-    const bestEffort = (operation: string, id: string) => <E extends { readonly _tag: string }>(
-      self: Effect.Effect<void, E>
-    ): Effect.Effect<void> =>
+    const bestEffort = (operation: string, id: string) => <A, E extends { readonly _tag: string }>(
+      self: Effect.Effect<A, E>
+    ): Effect.Effect<A | undefined> =>
       guard(self).pipe(
         Effect.catchAll((error) =>
-          Effect.zipRight(
-            Metric.increment(Metric.tagged(writesLost, "operation", operation)),
-            error._tag === "CircuitOpenError"
-              ? Effect.void
-              : Effect.logWarning(`trace lifecycle ${operation} lost`).pipe(
+          refusals.has(error._tag)
+            // The store refusing a write (a late one of an earlier opening, say) is the contract at work.
+            ? Effect.as(
+              Effect.logDebug(`trace lifecycle ${operation} refused`).pipe(
                 Effect.annotateLogs({ trace_id: id, error: error._tag })
-              )
-          )
+              ),
+              undefined
+            )
+            : Effect.as(
+              Effect.zipRight(
+                Metric.increment(Metric.tagged(writesLost, "operation", operation)),
+                error._tag === "CircuitOpenError"
+                  ? Effect.void
+                  : Effect.logWarning(`trace lifecycle ${operation} lost`).pipe(
+                    Effect.annotateLogs({ trace_id: id, error: error._tag })
+                  )
+              ),
+              undefined
+            )
         ),
         Effect.catchAllDefect((defect) =>
-          Effect.logError(`trace lifecycle ${operation} died`, defect).pipe(Effect.annotateLogs({ trace_id: id }))
+          Effect.as(
+            Effect.logError(`trace lifecycle ${operation} died`, defect).pipe(Effect.annotateLogs({ trace_id: id })),
+            undefined
+          )
         )
       )
 
     return TraceLifecycle.of({
-      begin: (id, metadata, state = "RECEIVED") => store.create(id, state, metadata).pipe(bestEffort("create", id)),
+      begin: (id, metadata, state = "RECEIVED") =>
+        store.create(id, state, metadata).pipe(
+          Effect.map((created) => created.opening),
+          bestEffort("create", id)
+        ),
       transition: (state) =>
-        Effect.flatMap(CurrentTrace.traceId, (current) =>
+        Effect.flatMap(Effect.serviceOption(CurrentTrace.CurrentTrace), (current) =>
           Option.match(current, {
             onNone: () => Effect.void,
-            onSome: (id) => store.transition(id, state).pipe(bestEffort("transition", id))
+            onSome: ({ opening, traceId }) =>
+              Effect.asVoid(store.transition(traceId, state, { opening }).pipe(bestEffort("transition", traceId)))
           })),
-      finish: (id, state, fields) => store.finish(id, state, fields).pipe(bestEffort("finish", id))
+      finish: (id, state, fields, opening) =>
+        Effect.asVoid(store.finish(id, state, fields, { opening }).pipe(bestEffort("finish", id)))
     })
   })
 

@@ -40,8 +40,25 @@ export type TerminalState = typeof TerminalState.Type
 export const isTerminal = (state: string): state is TerminalState =>
   state === States.COMPLETED || state === States.ERRORED
 
-/** The hash fields the store owns; caller metadata may not use these names. */
-export const reservedFields: ReadonlySet<string> = new Set(["state", "created_at", "updated_at"])
+/**
+ * The store's bookkeeping of a trace that several requests share (see `TraceStore`): how many requests the hash has
+ * seen, how many are in flight, which opening of the trace they belong to (it grows each time a request arrives
+ * after the trace went terminal), and how many of the current opening's requests failed.
+ */
+export const BookkeepingFields = {
+  requests: "requests",
+  inFlight: "in_flight",
+  opening: "opening",
+  errors: "errors"
+} as const
+
+/** The hash fields the store owns; caller metadata (and finishing fields) may not use these names. */
+export const reservedFields: ReadonlySet<string> = new Set([
+  "state",
+  "created_at",
+  "updated_at",
+  ...Object.values(BookkeepingFields)
+])
 
 /** A caller field name: non-empty, and not one of the store's own fields. */
 export const FieldName = Schema.String.pipe(
@@ -49,7 +66,7 @@ export const FieldName = Schema.String.pipe(
     name.length === 0
       ? "a field name must be non-empty"
       : reservedFields.has(name)
-      ? `"${name}" is reserved for the trace store (state, created_at, updated_at)`
+      ? `"${name}" is reserved for the trace store (${Array.from(reservedFields).join(", ")})`
       : true
   ),
   Schema.annotations({ identifier: "TraceFieldName" })
@@ -132,6 +149,12 @@ export class TraceRecord extends Schema.Class<TraceRecord>("@sg/trace/TraceRecor
   created_at: Schema.DateTimeUtc,
   /** Absent in hashes only a writer that does not keep it (the Python service's `create_trace`) has touched. */
   updated_at: Schema.optionalWith(Schema.DateTimeUtc, { as: "Option" }),
+  /** Requests of this trace the hash has seen; absent in hashes only another writer (Python) made. */
+  requests: Schema.optional(Schema.NonNegativeInt),
+  /** Requests of the current opening still in flight. */
+  in_flight: Schema.optional(Schema.NonNegativeInt),
+  /** Which opening of the trace this is: 1, then one more each time a request reopens a terminal trace. */
+  opening: Schema.optional(Schema.NonNegativeInt),
   /** Every other hash field: the caller's metadata, and `error` once a trace has failed. */
   fields: Schema.Record({ key: Schema.String, value: Schema.String })
 }) {}
@@ -144,12 +167,18 @@ export interface HashProblem {
 
 const decodeTimestamp = Schema.decodeEither(Timestamp)
 
+/** A bookkeeping count as the record's field; a missing or unreadable one is left out rather than failing the read. */
+const count = <K extends string>(name: K, raw: string | undefined): { readonly [P in K]?: number } => {
+  if (raw === undefined || !/^\d{1,15}$/.test(raw)) return {}
+  return { [name]: Number(raw) } as { readonly [P in K]?: number }
+}
+
 /** Reads a trace hash (as HGETALL returns it) as a record. */
 export const fromHash = (
   id: TraceId,
   hash: Readonly<Record<string, string>>
 ): Either.Either<TraceRecord, HashProblem> => {
-  const { created_at, state, updated_at, ...fields } = hash
+  const { created_at, errors: _errors, in_flight, opening, requests, state, updated_at, ...fields } = hash
   if (state === undefined || state.length === 0) {
     return Either.left({ field: "state", message: "the hash has no state" })
   }
@@ -168,6 +197,9 @@ export const fromHash = (
       state,
       created_at: created.right,
       updated_at: Option.fromNullable(updated.right),
+      ...count("requests", requests),
+      ...count("in_flight", in_flight),
+      ...count("opening", opening),
       fields
     })
   )

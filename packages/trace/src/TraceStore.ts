@@ -26,6 +26,7 @@ import type {
   InvalidTraceInput,
   InvalidTraceRecord,
   LeaseLost,
+  StaleTraceWrite,
   TraceAlreadyTerminal,
   TraceNotFound
 } from "./TraceStoreError.js"
@@ -103,6 +104,8 @@ export const SweepReport = Schema.Struct({
   scanned: Schema.Number,
   /** Ids whose hash was gone, removed from the active set. */
   removed_missing: Schema.Number,
+  /** Ids whose trace was already terminal (a writer that did not leave the set), removed; their hashes left alone. */
+  removed_terminal: Schema.Number,
   /** Traces in flight past the threshold, made `ERRORED` with `error` = `orphaned`. */
   orphaned: Schema.Number,
   /** Traces left alone because their `created_at` (or state) could not be read. */
@@ -114,36 +117,74 @@ export const SweepReport = Schema.Struct({
 /** What one sweep did. */
 export type SweepReport = typeof SweepReport.Type
 
-/** The trace lifecycle store. */
+/** What `create` did; the `opening` is what the request's later writes pass, so a late one cannot cross openings. */
+export interface Opening {
+  /** 1 for a new trace, one more each time a request reopens a terminal one. */
+  readonly opening: number
+  /** `new`, `joined` (another request of the trace was in flight), or `reopened` (the trace was terminal). */
+  readonly kind: "new" | "joined" | "reopened"
+  /** Requests of this opening now in flight, this one included. */
+  readonly in_flight: number
+}
+
+/** Which request a write after `create` belongs to. */
+export interface WriteOptions {
+  /** The opening its `create` returned; the write is refused (`StaleTraceWrite`) once the trace has moved past it. */
+  readonly opening?: number | undefined
+}
+
+/** What finishing one request did. */
+export interface Finished {
+  /** Whether this was the last request in flight: the trace is now terminal. */
+  readonly ended: boolean
+  /** The trace's state now: the terminal one when `ended`, else the state the other requests left. */
+  readonly state: string | undefined
+  /** Requests still in flight. */
+  readonly in_flight: number
+}
+
+/**
+ * The trace lifecycle store. A trace id may arrive on several requests, one after another or at once (a caller's W3C
+ * trace spanning retries or fan-outs): each `create` counts one more request, the trace stays in flight while any is,
+ * and the last `finish` makes it terminal (`ERRORED` if any request of that opening errored). A request after the
+ * trace went terminal reopens it with a fresh `created_at`; writes of the earlier opening are then refused.
+ */
 export interface Service {
   /** Which backend this is, for `/api/status`. */
   readonly backend: "redis" | "memory"
   /**
-   * Registers a new trace: its state, `created_at` and `updated_at` (now), the metadata, the failsafe TTL, and its id
-   * in the active set, in one MULTI. Like the Python `create_trace`, creating an id that exists writes over it.
+   * Registers a request of a trace, in one atomic step: a new trace (state, `created_at` and `updated_at` now,
+   * opening 1), one more request of a trace in flight, or a terminal trace reopened; the metadata is written, the
+   * failsafe TTL set again and the id is in the active set.
    */
   readonly create: (
     id: TraceId,
     initialState: State,
     metadata?: Readonly<Record<string, string>>
-  ) => Effect.Effect<void, InvalidTraceInput | RedisError>
+  ) => Effect.Effect<Opening, InvalidTraceInput | RedisError>
   /**
-   * Moves a trace to a new state (and `updated_at` to now), atomically refused once it is terminal. Moving it to
-   * `COMPLETED` or `ERRORED` is `finish` with no fields.
+   * Moves a trace to a new state (and `updated_at` to now), atomically refused once it is terminal or, with
+   * `opening`, once it has moved past that opening. Moving it to `COMPLETED` or `ERRORED` is `finish` with no fields.
    */
   readonly transition: (
     id: TraceId,
-    state: State
-  ) => Effect.Effect<void, TraceNotFound | TraceAlreadyTerminal | InvalidTraceInput | RedisError>
+    state: State,
+    options?: WriteOptions
+  ) => Effect.Effect<void, TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite | InvalidTraceInput | RedisError>
   /**
-   * Ends a trace, atomically: the terminal state, `updated_at`, the given fields (e.g. `error`), the terminal TTL,
-   * and its removal from the active set; refused if it is already terminal.
+   * Ends one request of the trace, atomically: its fields (e.g. `error`), and when it was the last in flight the
+   * terminal state (`ERRORED` if any request of the opening errored), `updated_at`, the terminal TTL and its removal
+   * from the active set. Refused if the trace is already terminal or, with `opening`, past that opening.
    */
   readonly finish: (
     id: TraceId,
     state: TerminalState,
-    fields?: Readonly<Record<string, string>>
-  ) => Effect.Effect<void, TraceNotFound | TraceAlreadyTerminal | InvalidTraceInput | RedisError>
+    fields?: Readonly<Record<string, string>>,
+    options?: WriteOptions
+  ) => Effect.Effect<
+    Finished,
+    TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite | InvalidTraceInput | RedisError
+  >
   /** The trace's record; `None` once its hash is gone. */
   readonly get: (id: TraceId) => Effect.Effect<Option.Option<TraceRecord>, InvalidTraceRecord | RedisError>
   /** Time left before the trace's hash expires; `None` when it is gone (or has no TTL). */
@@ -153,11 +194,12 @@ export interface Service {
   /** How many ids the active set holds (SCARD). */
   readonly activeCount: Effect.Effect<number, RedisError>
   /**
-   * One pass of the orphan sweep: walks the active set in batches (SSCAN), removes ids whose hash is gone, and makes
-   * traces in flight past the threshold `ERRORED` (`error` = `orphaned`, terminal TTL, out of the set), deciding
-   * and writing each batch in one atomic step so a trace that completes meanwhile stays `COMPLETED`. Logs
-   * `trace_orphaned` (warning, with `trace_id` and `age_seconds`) per orphan. An unreadable `created_at` is
-   * counted and left alone.
+   * One pass of the orphan sweep: walks the active set in batches (SSCAN), removes ids whose hash is gone or whose
+   * trace is already terminal (leaving the hash alone), and makes traces in flight idle past the threshold
+   * (no write since: `updated_at`, else `created_at`) `ERRORED` (`error` = `orphaned`, terminal TTL, out of the set),
+   * deciding and writing each batch in one atomic step so a trace that completes or gets a new request meanwhile is
+   * left alone. Logs `trace_orphaned` (warning, with `trace_id` and `age_seconds`) per orphan. An unreadable
+   * timestamp is counted and left alone.
    */
   readonly sweepOrphans: (
     options?: SweepOptions

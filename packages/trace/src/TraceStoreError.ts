@@ -45,3 +45,19 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>("@sg/trace/LeaseLos
   epoch: Schema.Number,
   message: Schema.String
 }) {}
+
+/**
+ * A write of a request that belongs to an earlier opening of the trace: the trace went terminal and a newer request
+ * reopened it, so a slow or paused worker's late write is refused rather than rewriting the new opening.
+ */
+export class StaleTraceWrite extends Schema.TaggedError<StaleTraceWrite>("@sg/trace/StaleTraceWrite")(
+  "StaleTraceWrite",
+  {
+    trace_id: Schema.String,
+    /** The opening the write belonged to. */
+    opening: Schema.Number,
+    /** The trace's current opening. */
+    current: Schema.String,
+    message: Schema.String
+  }
+) {}

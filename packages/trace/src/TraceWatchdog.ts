@@ -105,6 +105,12 @@ export const missingRemovedTotal = Metric.counter("sg_watchdog_missing_removed_t
   incremental: true
 })
 
+/** Ids removed from the active set because their trace was already terminal (a writer that did not SREM). */
+export const terminalRemovedTotal = Metric.counter("sg_watchdog_terminal_removed_total", {
+  description: "ids removed from the active set because their trace was already COMPLETED or ERRORED",
+  incremental: true
+})
+
 /** How long each sweep took, in milliseconds (1 ms to about 9 minutes). */
 export const sweepDurationMs = Metric.histogram(
   "sg_watchdog_sweep_duration_ms",
@@ -162,10 +168,11 @@ export const make = (
       Effect.gen(function*() {
         yield* Metric.incrementBy(orphansRetiredTotal, report.orphaned)
         yield* Metric.incrementBy(missingRemovedTotal, report.removed_missing)
+        yield* Metric.incrementBy(terminalRemovedTotal, report.removed_terminal)
         yield* Ref.set(last, { at: yield* endedAt, ok: true, report, error: null })
         yield* Effect.logInfo(
           `sweep done: ${report.scanned} scanned, ${report.orphaned} orphaned, ${report.removed_missing} missing ` +
-            `removed, ${report.skipped_unreadable} unreadable skipped in ${report.duration_ms} ms`
+            `and ${report.removed_terminal} terminal removed, ${report.skipped_unreadable} unreadable skipped in ${report.duration_ms} ms`
         )
       })
 

@@ -1,15 +1,15 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisClient, RedisTestServer } from "@sg/redis"
 import { ExecutionRecord, ExecutionStore } from "@sg/trace"
-import { Clock, ConfigProvider, Duration, Effect, Exit, Layer, TestClock } from "effect"
+import { Clock, ConfigProvider, Duration, Effect, Exit, Layer, Option, TestClock } from "effect"
 import { makeMemoryExecutions } from "../src/internal/executionsMemory.js"
 import { keys, makeRedisExecutions } from "../src/internal/executionsRedis.js"
 import { ExecStoreFactory, executionStoreConformance, freshId, recordAt } from "./utils/execStoreConformance.js"
 
 const memoryFactory = Layer.succeed(ExecStoreFactory, {
-  fresh: (ttl) =>
+  fresh: (ttl, caps) =>
     Effect.sync(() => {
-      const store = makeMemoryExecutions({ ttl })
+      const store = makeMemoryExecutions({ ttl, ...caps })
       return { store, ttl: Duration.decode(ttl), putRaw: store.putRaw, passTime: (d) => TestClock.adjust(d) }
     })
 })
@@ -30,13 +30,13 @@ const isolated = (redis: RedisClient.Service): RedisClient.Service => {
 const redisFactory = Layer.effect(
   ExecStoreFactory,
   Effect.map(RedisClient.RedisClient, (shared) => ({
-    fresh: (ttl: Duration.DurationInput) =>
+    fresh: (ttl: Duration.DurationInput, caps?: { readonly maxRuns: number; readonly maxBytes: number }) =>
       Effect.sync(() => {
         const redis = isolated(shared)
         const k = keys(redis)
         const ttlMs = Duration.toMillis(ttl)
         return {
-          store: makeRedisExecutions(redis, { ttl }),
+          store: makeRedisExecutions(redis, { ttl, ...caps }),
           ttl: Duration.decode(ttl),
           passTime: (d: Duration.DurationInput) => Effect.sleep(d),
           putRaw: (id: string, raw: string, index: RawIndex) =>
@@ -57,7 +57,7 @@ describe("ExecutionStore", () => {
   layer(redisFactory, { excludeTestServices: true })("Redis, against a real redis-server", (it) => {
     executionStoreConformance(it)
 
-    it.effect("keeps DESIGN's layout: JSON at sg:exec:<id> with the TTL, indexes by start ms, status and agent", () =>
+    it.effect("keeps DESIGN's layout: a hash at sg:exec:<id> (a field a run) with the TTL, indexes by start ms", () =>
       Effect.gen(function*() {
         const redis = isolated(yield* RedisClient.RedisClient)
         const store = makeRedisExecutions(redis, ExecutionStore.defaults)
@@ -66,7 +66,12 @@ describe("ExecutionStore", () => {
         yield* store.save(record)
         const c = redis.client
         const id = record.trace_id
-        expect(JSON.parse((yield* Effect.promise(() => c.get(`${redis.prefix}:exec:${id}`)))!)).toEqual(record)
+        const hash = yield* Effect.promise(() => c.hgetall(`${redis.prefix}:exec:${id}`))
+        expect(hash).toMatchObject({ v: "2", status: "timeout", started_at: record.started_at, runs: "2" })
+        const runFields = Object.keys(hash).filter((field) => field.startsWith("run:")).sort()
+        expect(runFields).toEqual([`run:${id}-0|planner|`, `run:${id}-1|worker|`])
+        expect(JSON.parse(hash[runFields[0]!]!.slice(2))).toEqual(record.runs[0])
+        expect(yield* store.get(id)).toEqual(Option.some(record))
         const pttl = yield* Effect.promise(() => c.pttl(`${redis.prefix}:exec:${id}`))
         expect(pttl).toBeGreaterThan(Duration.toMillis(Duration.days(7)) - 60_000)
         expect(pttl).toBeLessThanOrEqual(Duration.toMillis(Duration.days(7)))

@@ -36,6 +36,10 @@ describe("TraceStore over Redis", () => {
           state: "RECEIVED",
           created_at: "1763870000.123",
           updated_at: "1763870000.123",
+          requests: "1",
+          in_flight: "1",
+          opening: "1",
+          errors: "0",
           platform: "telegram",
           channel: "dm"
         })
@@ -59,6 +63,10 @@ describe("TraceStore over Redis", () => {
           state: "ERRORED",
           created_at: "1763870000.123",
           updated_at: "1763870042.500",
+          requests: "1",
+          in_flight: "0",
+          opening: "1",
+          errors: "1",
           platform: "telegram",
           channel: "dm",
           error: "tool crashed"
@@ -68,15 +76,16 @@ describe("TraceStore over Redis", () => {
         expect(yield* raw((c) => c.sismember(active, id))).toBe(0)
       }))
 
-    it.effect("create is one MULTI of HSET, EXPIRE and SADD", () =>
+    it.effect("create is one script (one round trip, atomic): it reads the hash, writes it, EXPIREs and SADDs", () =>
       Effect.gen(function*() {
         const store = yield* TraceStore.TraceStore
         const before = yield* commandCalls
         yield* store.create(nextTraceId(), "RECEIVED", { a: "1" })
         const after = yield* commandCalls
-        for (const command of ["multi", "exec", "hset", "expire", "sadd"]) {
-          expect(after(command) - before(command), command).toBe(1)
-        }
+        const calls = (command: string) => after(command) - before(command)
+        expect(calls("evalsha") + calls("eval")).toBe(1)
+        expect(calls("multi")).toBe(0)
+        for (const command of ["hmget", "expire", "sadd", "hincrby"]) expect(calls(command), command).toBe(1)
       }))
 
     it.effect("reads, moves, finishes and sweeps a trace the Python service wrote with its own commands", () =>
@@ -107,6 +116,7 @@ describe("TraceStore over Redis", () => {
           state: "ERRORED",
           created_at: "1763860000.1",
           updated_at: "1763870100.000",
+          in_flight: "0",
           platform: "slack",
           error: "orphaned"
         })
@@ -133,7 +143,8 @@ describe("TraceStore over Redis", () => {
         expect(report.orphaned).toBe(450)
         expect(calls("smembers")).toBe(0)
         expect(calls("sscan")).toBeGreaterThanOrEqual(4)
-        expect(calls("hmget")).toBe(report.scanned)
+        // One HMGET per id read, and one more per orphan as the decision re-reads it.
+        expect(calls("hmget")).toBe(report.scanned + report.orphaned)
         // Each SSCAN step runs inside the read script; every batch here holds orphans, so a decision script follows it.
         expect(calls("evalsha") + calls("eval")).toBe(2 * calls("sscan"))
       }).pipe(Effect.provide(StoreKit.redis)))

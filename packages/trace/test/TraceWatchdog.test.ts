@@ -162,7 +162,7 @@ describe("TraceWatchdog (memory, TestClock)", () => {
       expect((yield* a.watchdog.status).last_sweep).toEqual({
         at: "1970-01-01T00:35:00.000Z",
         ok: true,
-        report: { scanned: 2, removed_missing: 0, orphaned: 1, skipped_unreadable: 0, duration_ms: 0 },
+        report: { scanned: 2, removed_missing: 0, removed_terminal: 0, orphaned: 1, skipped_unreadable: 0, duration_ms: 0 },
         error: null
       })
       // Sweeps at 0, 5, ..., 35 minutes.
@@ -214,7 +214,7 @@ describe("TraceWatchdog (memory, TestClock)", () => {
       const fleet = yield* makeFleet
       const a = yield* fleet.start("a")
       const b = yield* fleet.start("b")
-      const report = { scanned: 0, removed_missing: 0, orphaned: 0, skipped_unreadable: 0, duration_ms: 0 }
+      const report = { scanned: 0, removed_missing: 0, removed_terminal: 0, orphaned: 0, skipped_unreadable: 0, duration_ms: 0 }
       expect(yield* a.watchdog.status).toEqual({
         leader: true,
         epoch: 1,

@@ -14,7 +14,7 @@ const once = Options.boolean("once").pipe(
 )
 
 const json = Options.boolean("json").pipe(
-  Options.withDescription("Print the report as one JSON object (scanned, removed_missing, orphaned, " +
+  Options.withDescription("Print the report as one JSON object (scanned, removed_missing, removed_terminal, orphaned, " +
     "skipped_unreadable, duration_ms) instead of a sentence")
 )
 
@@ -25,8 +25,8 @@ export const needsOnce =
 /** The report as one readable line. */
 export const describeReport = (report: TraceStore.SweepReport): string =>
   `swept ${report.scanned} active ids in ${report.duration_ms} ms: ${report.orphaned} orphaned (now ERRORED), ` +
-  `${report.removed_missing} with no hash removed from the active set, ${report.skipped_unreadable} unreadable ` +
-  "left alone"
+  `${report.removed_missing} with no hash and ${report.removed_terminal} already terminal removed from the active ` +
+  `set, ${report.skipped_unreadable} unreadable left alone`
 
 const encodeReport = Schema.encode(Schema.parseJson(TraceStore.SweepReport))
 

@@ -6,30 +6,49 @@ import type { Lease } from "@sg/leader"
 import type { RedisError } from "@sg/redis"
 import type * as Effect from "effect/Effect"
 
-/** What the atomic state change found. */
-export type SetStateResult =
-  | { readonly _tag: "ok" }
+/** Why a write after `create` was refused: the hash is gone, belongs to a newer opening, or is terminal. */
+export type Refused =
   | { readonly _tag: "missing" }
+  | { readonly _tag: "stale"; readonly opening: string }
   | { readonly _tag: "terminal"; readonly state: string }
+
+/** What `create` did: a new trace, one more request joining a trace in flight, or a terminal trace reopened. */
+export interface CreateResult {
+  readonly opening: number
+  readonly kind: "new" | "joined" | "reopened"
+  readonly inFlight: number
+}
+
+/** What the atomic state change found. */
+export type SetStateResult = { readonly _tag: "ok" } | Refused
+
+/** What finishing one request did: the trace ended, or others are still in flight. */
+export type FinishResult =
+  | { readonly _tag: "ended"; readonly state: "COMPLETED" | "ERRORED" }
+  | { readonly _tag: "pending"; readonly inFlight: number }
+  | Refused
 
 /** One active id as the sweep's batch read saw it (`null`: field or hash absent). */
 export interface Row {
   readonly id: string
   readonly state: string | null
   readonly createdAt: string | null
+  readonly updatedAt: string | null
 }
 
 /** An id the sweep means to act on. */
 export interface Candidate {
   readonly id: string
-  /** The `created_at` read for it; `""` when its hash looked gone. The write happens only if it is unchanged. */
+  /** What the read saw: `gone` (no hash), `terminal` (still listed), or `idle` (in flight past the threshold). */
+  readonly kind: "gone" | "terminal" | "idle"
+  /** For `idle`, the activity timestamp read (`updated_at`, else `created_at`): the write happens only if unchanged. */
   readonly seen: string
-  /** Its age when read (0 when its hash looked gone). */
+  /** Time since that activity when read (0 unless `idle`). */
   readonly ageMillis: number
 }
 
 /** What the decision step did for each candidate, in order. */
-export const Decision = { skipped: 0, removedMissing: 1, orphaned: 2, unreadable: 3 } as const
+export const Decision = { skipped: 0, removedMissing: 1, orphaned: 2, unreadable: 3, removedTerminal: 4 } as const
 
 /** The decision step's answer: one `Decision` per candidate, or nothing written because the fence failed. */
 export type DecideResult =
@@ -39,19 +58,30 @@ export type DecideResult =
 /** The storage steps of a TraceStore. Ids are plain strings: the active set may hold ids another writer put there. */
 export interface Backend {
   readonly kind: "redis" | "memory"
-  /** One MULTI: HSET the flat field/value pairs, EXPIRE, SADD the active set. */
-  readonly create: (id: string, fields: ReadonlyArray<string>, ttlSeconds: number) => Effect.Effect<void, RedisError>
-  /**
-   * Atomically: refuse if the hash is gone or terminal; else HSET state, updated_at and the fields, and when
-   * `terminalTtlSeconds` is given EXPIRE the hash and SREM the id.
-   */
-  readonly setState: (
+  /** Atomically opens, joins or reopens the trace (see `scripts.create`): state, metadata pairs, TTL, active set. */
+  readonly create: (
     id: string,
     state: string,
     now: string,
-    fields: ReadonlyArray<string>,
-    terminalTtlSeconds: number | undefined
+    metadata: ReadonlyArray<string>,
+    ttlSeconds: number
+  ) => Effect.Effect<CreateResult, RedisError>
+  /** Atomically: the refusals (`opening` undefined: unchecked); else HSET state and updated_at. */
+  readonly transition: (
+    id: string,
+    state: string,
+    now: string,
+    opening: number | undefined
   ) => Effect.Effect<SetStateResult, RedisError>
+  /** Atomically: the refusals; else one request of the trace ends (see `scripts.finish`). */
+  readonly finish: (
+    id: string,
+    state: "COMPLETED" | "ERRORED",
+    now: string,
+    opening: number | undefined,
+    fields: ReadonlyArray<string>,
+    terminalTtlSeconds: number
+  ) => Effect.Effect<FinishResult, RedisError>
   /** HGETALL; `undefined` when the hash is gone. */
   readonly read: (id: string) => Effect.Effect<Readonly<Record<string, string>> | undefined, RedisError>
   /** PTTL; `undefined` when the hash is gone or has no TTL. */
@@ -60,12 +90,13 @@ export interface Backend {
   readonly activeCount: Effect.Effect<number, RedisError>
   /**
    * Starts a walk of the active set (SSCAN, `batchSize` its COUNT); the effect it returns reads the next batch in one
-   * round trip, each id with its `state` and `created_at`, and yields `undefined` once the walk is over.
+   * round trip, each id with its `state`, `created_at` and `updated_at`, and yields `undefined` once it is over.
    */
   readonly walk: (batchSize: number) => Effect.Effect<Effect.Effect<ReadonlyArray<Row> | undefined, RedisError>>
   /**
    * One atomic step over the candidates: check the fence (if any), then per candidate re-read and decide: hash gone
-   * → SREM; still not terminal and `created_at` unchanged → ERRORED, `error` orphaned, updated_at, EXPIRE, SREM.
+   * → SREM; still terminal → SREM; still in flight and its activity unchanged → ERRORED, `error` orphaned,
+   * updated_at, EXPIRE, SREM.
    */
   readonly decide: (
     candidates: ReadonlyArray<Candidate>,

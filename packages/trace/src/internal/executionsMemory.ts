@@ -1,22 +1,24 @@
 /**
- * Execution records in memory: the Redis store's twin, over a `Map` of the same JSON, with TTL and retention read
- * from `Clock` (so `TestClock` drives them).
+ * Execution records in memory: the Redis store's twin, over a `Map` of the same record fields (`execLayout.ts`),
+ * merged by the same rules, with TTL and retention read from `Clock` (so `TestClock` drives them).
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { agentsOf, type ExecutionSummary, startMillis, type Status, summarize } from "../ExecutionRecord.js"
-import type { ExecutionStore, Options } from "../ExecutionStore.js"
-import { encodeCursor, fromJson, isAfter, newestFirst, toJson, validate } from "./execQuery.js"
+import { agentsOf, type ExecutionRecord, type ExecutionSummary, type Status, summarize } from "../ExecutionRecord.js"
+import type { ExecutionRecordCorrupt, ExecutionStore, Options } from "../ExecutionStore.js"
+import { encodeCursor, fromJson, isAfter, newestFirst, validate } from "./execQuery.js"
+import { assemble, defaultMaxBytes, defaultMaxRuns, merge, toParts } from "./execLayout.js"
 
 interface Entry {
-  readonly json: string
-  readonly score: number
-  readonly expiresAt: number
-  readonly status: string
-  readonly agents: ReadonlyArray<string>
+  /** The record's fields, or the raw value a test stored (as an earlier version's JSON string would be). */
+  readonly value: Map<string, string> | string
+  score: number
+  expiresAt: number
+  status: string
+  readonly agents: Set<string>
 }
 
 /** The memory execution store, and a way for tests to store a raw value as Redis could hold one. */
@@ -41,21 +43,61 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
     for (const [id, entry] of entries) if (entry.expiresAt <= now) entries.delete(id)
   }
 
-  const put = (id: string, json: string, index: { score: number; status: string; agents: ReadonlyArray<string> }) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      trim(now)
-      entries.set(id, { json, ...index, expiresAt: now + ttlMs })
-    })
+  const maxRuns = options.maxRuns ?? defaultMaxRuns
+  const maxBytes = options.maxBytes ?? defaultMaxBytes
+
+  const recordOf = (id: string, entry: Entry): Either.Either<ExecutionRecord, ExecutionRecordCorrupt> =>
+    typeof entry.value === "string" ? fromJson(id, entry.value) : assemble(id, Object.fromEntries(entry.value))
+
+  const live = (id: string, now: number): Entry | undefined => {
+    const entry = entries.get(id)
+    if (entry === undefined || entry.expiresAt > now) return entry
+    entries.delete(id)
+    return undefined
+  }
 
   const save: ExecutionStore["save"] = (record) =>
-    Effect.flatMap(toJson(record), (json) =>
-      put(record.trace_id, json, { score: startMillis(record), status: record.status, agents: agentsOf(record) }))
+    Effect.flatMap(
+      Either.match(toParts(record, agentsOf(record)), { onLeft: Effect.fail, onRight: Effect.succeed }),
+      (parts) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          trim(now)
+          const current = live(parts.id, now)
+          let fields: Map<string, string>
+          if (current !== undefined && typeof current.value === "string") {
+            // Stored whole (as an earlier version did): merged into the field form first, as the Redis store does.
+            const legacy = fromJson(parts.id, current.value)
+            if (Either.isLeft(legacy)) return Effect.fail(legacy.left)
+            const legacyParts = toParts(legacy.right, agentsOf(legacy.right))
+            if (Either.isLeft(legacyParts)) return Effect.fail(legacyParts.left)
+            fields = new Map()
+            merge(fields, legacyParts.right, { maxRuns, maxBytes })
+            for (const agent of legacyParts.right.agents) current.agents.add(agent)
+          } else {
+            fields = current?.value instanceof Map ? current.value : new Map()
+          }
+          const merged = merge(fields, parts, { maxRuns, maxBytes })
+          const agents = current?.agents ?? new Set<string>()
+          for (const agent of parts.agents) agents.add(agent)
+          entries.set(parts.id, {
+            value: fields,
+            score: merged.startedMs,
+            status: merged.status,
+            agents,
+            expiresAt: now + ttlMs
+          })
+          return Effect.void
+        })
+    )
 
   const get: ExecutionStore["get"] = (traceId) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const entry = entries.get(traceId)
-      if (entry === undefined || entry.expiresAt <= now) return Effect.succeedNone
-      return Effect.map(fromJson(traceId, entry.json), Option.some)
+      const entry = live(traceId, now)
+      if (entry === undefined) return Effect.succeedNone
+      return Either.match(recordOf(traceId, entry), {
+        onLeft: Effect.fail,
+        onRight: (record) => Effect.succeed(Option.some(record))
+      })
     })
 
   const list: ExecutionStore["list"] = (options) =>
@@ -65,7 +107,7 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
       const cutoff = now - ttlMs
       const indexed = (entry: Entry) =>
         query.agent !== undefined
-          ? entry.agents.includes(query.agent)
+          ? entry.agents.has(query.agent)
           : query.status === undefined || entry.status === query.status
       const candidates = Array.from(entries, ([id, entry]) => ({ id, score: entry.score, entry }))
         .filter(({ entry, id, score }) =>
@@ -75,7 +117,7 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
       const items: Array<{ readonly summary: ExecutionSummary; readonly score: number; readonly id: string }> = []
       for (const { entry, id, score } of candidates) {
         if (items.length > query.limit) break
-        const decoded = fromJson(id, entry.json)
+        const decoded = recordOf(id, entry)
         if (Either.isLeft(decoded)) {
           yield* Effect.logWarning(decoded.left.message).pipe(Effect.annotateLogs({ trace_id: id }))
           continue
@@ -91,5 +133,14 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
       }
     })
 
-  return { save, get, list, putRaw: (id, raw, index) => put(id, raw, index) }
+  return {
+    save,
+    get,
+    list,
+    putRaw: (id, raw, index) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        trim(now)
+        entries.set(id, { value: raw, ...index, agents: new Set(index.agents), expiresAt: now + ttlMs })
+      })
+  }
 }

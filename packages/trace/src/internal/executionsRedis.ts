@@ -1,20 +1,23 @@
 /**
- * Execution records in Redis: the record as JSON at `<prefix>:exec:<id>` (TTL `ttl`), and sorted sets scored by start
- * ms: `<prefix>:exec:index`, `<prefix>:exec:index:status:<status>`, `<prefix>:exec:index:agent:<agent>`. A save is one
- * MULTI that also trims every index it touches of entries older than the retention; listing reads the chosen index
- * newest first, skips entries whose record has expired, and pages by (score, id) so new records never shift a page.
+ * Execution records in Redis: the record as a hash at `<prefix>:exec:<id>` (TTL `ttl`; the layout of
+ * `execLayout.ts`), and sorted sets scored by start ms: `<prefix>:exec:index`, `<prefix>:exec:index:status:<status>`,
+ * `<prefix>:exec:index:agent:<agent>`. A save is one script that merges the record into the trace's, moves its
+ * status entry, and trims every index it touches of entries older than the retention; listing reads the chosen
+ * index newest first, skips entries whose record has expired, and pages by (score, id) so new records never shift a
+ * page. A record an earlier version stored as one JSON string is read as it is, and merged into the hash form the
+ * first time the trace is saved again.
  */
-import type { RedisClient } from "@sg/redis"
+import type { RedisClient, RedisError } from "@sg/redis"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { agentsOf, type ExecutionSummary, startMillis, type Status, summarize } from "../ExecutionRecord.js"
-import type { ExecutionStore, Options } from "../ExecutionStore.js"
-import { encodeCursor, fromJson, isAfter, toJson, validate } from "./execQuery.js"
-
-const statuses: ReadonlyArray<Status> = ["success", "error", "timeout"]
+import { agentsOf, type ExecutionRecord, type ExecutionSummary, type Status, summarize } from "../ExecutionRecord.js"
+import { ExecutionRecordCorrupt, type ExecutionStore, type Options } from "../ExecutionStore.js"
+import { encodeCursor, fromJson, isAfter, validate } from "./execQuery.js"
+import { assemble, defaultMaxBytes, defaultMaxRuns, type Parts, toParts } from "./execLayout.js"
+import * as Scripts from "./execScripts.js"
 
 /** The keys of the layout. */
 export const keys = (redis: RedisClient.Service) => ({
@@ -27,29 +30,79 @@ export const keys = (redis: RedisClient.Service) => ({
 /** The Redis execution store. */
 export const makeRedisExecutions = (redis: RedisClient.Service, options: Options): ExecutionStore => {
   const ttlMs = Math.max(1000, Math.round(Duration.toMillis(options.ttl)))
+  const maxRuns = options.maxRuns ?? defaultMaxRuns
+  const maxBytes = options.maxBytes ?? defaultMaxBytes
   const k = keys(redis)
+
+  const write = (parts: Parts, now: number, legacy: string) =>
+    redis.eval(
+      Scripts.save,
+      [k.record(parts.id), k.index, k.status("success"), k.status("timeout"), k.status("error"), ...parts.agents.map(k.agent)],
+      [
+        parts.id,
+        ttlMs,
+        `(${now - ttlMs}`,
+        maxRuns,
+        maxBytes,
+        parts.status,
+        parts.rank,
+        parts.error ?? "",
+        parts.error === undefined ? "0" : "1",
+        parts.conversationId ?? "",
+        parts.startedAt,
+        parts.startedMs,
+        parts.endedAt,
+        parts.endedMs,
+        parts.durationMs,
+        parts.droppedRuns,
+        parts.droppedEvents,
+        parts.droppedSpans,
+        parts.droppedPayloads ? "1" : "0",
+        legacy,
+        ...parts.runs.flat()
+      ]
+    )
+
+  const partsOf = (record: ExecutionRecord) => Either.match(toParts(record, agentsOf(record)), {
+    onLeft: Effect.fail,
+    onRight: Effect.succeed
+  })
 
   const save: ExecutionStore["save"] = (record) =>
     Effect.gen(function*() {
-      const json = yield* toJson(record)
+      const parts = yield* partsOf(record)
       const now = yield* Clock.currentTimeMillis
-      const cutoff = `(${now - ttlMs}`
-      const score = startMillis(record)
-      const id = record.trace_id
-      const indexes = [k.index, k.status(record.status), ...agentsOf(record).map(k.agent)]
-      yield* redis.multi("saveExecution", (m) => {
-        m.set(k.record(id), json, "PX", ttlMs)
-        for (const status of statuses) if (status !== record.status) m.zrem(k.status(status), id)
-        for (const index of indexes) m.zadd(index, score, id).zremrangebyscore(index, "-inf", cutoff)
-        return m
-      })
+      const reply = yield* write(parts, now, "")
+      if (reply[0] === "wrongtype") {
+        return yield* new ExecutionRecordCorrupt({
+          trace_id: parts.id,
+          message: `the key of ${parts.id}'s execution record holds a ${reply[1]}, not a record: not overwritten`
+        })
+      }
+      if (reply[0] === "legacy") {
+        // Stored whole by an earlier version: turn it into the hash form (only if it is still that value), then merge.
+        const legacy = yield* fromJson(parts.id, reply[1])
+        yield* write(yield* partsOf(legacy), now, reply[1])
+        yield* write(parts, now, "")
+      }
+    })
+
+  /** The record of an id, as stored in either form; `undefined` when there is none. */
+  const read = (id: string): Effect.Effect<Either.Either<ExecutionRecord, ExecutionRecordCorrupt> | undefined, RedisError> =>
+    Effect.map(redis.eval(Scripts.read, [k.record(id)], []), (reply) => {
+      if (reply[0] === "json") return fromJson(id, reply[1]!)
+      if (reply[0] === "hash") {
+        const fields: Record<string, string> = {}
+        for (let i = 1; i + 1 < reply.length; i += 2) fields[reply[i]!] = reply[i + 1]!
+        return assemble(id, fields)
+      }
+      if (reply[0] === "none") return undefined
+      return Either.left(new ExecutionRecordCorrupt({ trace_id: id, message: `the key of ${id}'s record holds a ${reply[1]}` }))
     })
 
   const get: ExecutionStore["get"] = (traceId) =>
-    Effect.flatMap(
-      redis.use("getExecution", (client) => client.get(k.record(traceId))),
-      (raw) => raw === null ? Effect.succeedNone : Effect.map(fromJson(traceId, raw), Option.some)
-    )
+    Effect.flatMap(read(traceId), (found) =>
+      found === undefined ? Effect.succeedNone : Either.match(found, { onLeft: Effect.fail, onRight: (r) => Effect.succeed(Option.some(r)) }))
 
   const list: ExecutionStore["list"] = (options) =>
     Effect.gen(function*() {
@@ -75,12 +128,11 @@ export const makeRedisExecutions = (redis: RedisClient.Service, options: Options
           if (isAfter(query.cursor, score, id)) entries.push({ id, score })
         }
         if (entries.length > 0) {
-          const recordKeys = entries.map((e) => k.record(e.id))
-          const values = yield* redis.use("listExecutions", (client) => client.mget(...recordKeys))
+          // Sent at once: ioredis writes them back to back on the connection, one round trip for the batch.
+          const values = yield* Effect.forEach(entries, (e) => read(e.id), { concurrency: "unbounded" })
           for (let i = 0; i < entries.length && items.length <= query.limit; i++) {
-            const raw = values[i]
-            if (raw === null || raw === undefined) continue
-            const decoded = fromJson(entries[i]!.id, raw)
+            const decoded = values[i]
+            if (decoded === undefined) continue
             if (Either.isLeft(decoded)) {
               yield* Effect.logWarning(decoded.left.message).pipe(Effect.annotateLogs({ trace_id: entries[i]!.id }))
               continue

@@ -4,7 +4,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import type { Backend, DecideResult, Row, SetStateResult } from "./backend.js"
+import type { Backend, CreateResult, DecideResult, FinishResult, Refused, Row } from "./backend.js"
 import { Decision } from "./backend.js"
 
 interface Entry {
@@ -39,6 +39,20 @@ export class MemoryKeyspace {
 
 const isTerminalState = (state: string | undefined) => state === "COMPLETED" || state === "ERRORED"
 
+/** A count field as Lua's `tonumber(x) or fallback` reads it. */
+const num = (raw: string | undefined, fallback: number): number =>
+  raw !== undefined && /^\s*-?\d+(?:\.\d+)?\s*$/.test(raw) ? Number(raw) : fallback
+
+/** The refusals of a write after `create`, as the scripts decide them. */
+const refusal = (entry: Entry | undefined, opening: number | undefined): Refused | undefined => {
+  if (entry === undefined) return { _tag: "missing" }
+  const current = entry.fields.get("opening") ?? "1"
+  if (opening !== undefined && String(opening) !== current) return { _tag: "stale", opening: current }
+  const state = entry.fields.get("state")
+  if (isTerminalState(state)) return { _tag: "terminal", state: state! }
+  return undefined
+}
+
 /** The backend over a keyspace. */
 export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
   const atNow = <A>(f: (now: number) => A): Effect.Effect<A> =>
@@ -46,23 +60,64 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
 
   return {
     kind: "memory",
-    create: (id, fields, ttlSeconds) =>
-      atNow((now) => {
-        keyspace.hset(id, now, fields).expiresAt = now + ttlSeconds * 1000
-        keyspace.active.add(id)
-      }),
-    setState: (id, state, at, fields, terminalTtlSeconds) =>
-      atNow((now): SetStateResult => {
-        const entry = keyspace.live(id, now)
-        if (entry === undefined) return { _tag: "missing" }
-        const current = entry.fields.get("state")
-        if (isTerminalState(current)) return { _tag: "terminal", state: current! }
-        keyspace.hset(id, now, ["state", state, "updated_at", at, ...fields])
-        if (terminalTtlSeconds !== undefined) {
-          entry.expiresAt = now + terminalTtlSeconds * 1000
-          keyspace.active.delete(id)
+    create: (id, state, at, metadata, ttlSeconds) =>
+      atNow((now): CreateResult => {
+        const current = keyspace.live(id, now)
+        const opening = num(current?.fields.get("opening"), 0)
+        let result: CreateResult
+        if (current?.fields.get("state") === undefined) {
+          result = { opening: opening + 1, kind: "new", inFlight: 1 }
+          keyspace.hset(id, now, ["created_at", at, "errors", "0"])
+        } else if (isTerminalState(current.fields.get("state"))) {
+          result = { opening: Math.max(opening, 1) + 1, kind: "reopened", inFlight: 1 }
+          current.fields.delete("error")
+          keyspace.hset(id, now, ["created_at", at, "errors", "0"])
+        } else {
+          const inFlight = num(current.fields.get("in_flight"), 1) + 1
+          result = { opening: Math.max(opening, 1), kind: "joined", inFlight }
         }
-        return { _tag: "ok" }
+        const entry = keyspace.hset(id, now, [
+          "state",
+          state,
+          "updated_at",
+          at,
+          "opening",
+          String(result.opening),
+          "in_flight",
+          String(result.inFlight),
+          "requests",
+          String(num(current?.fields.get("requests"), 0) + 1),
+          ...metadata
+        ])
+        entry.expiresAt = now + ttlSeconds * 1000
+        keyspace.active.add(id)
+        return result
+      }),
+    transition: (id, state, at, opening) =>
+      atNow((now) => {
+        const entry = keyspace.live(id, now)
+        const refused = refusal(entry, opening)
+        if (refused !== undefined) return refused
+        keyspace.hset(id, now, ["state", state, "updated_at", at])
+        return { _tag: "ok" } as const
+      }),
+    finish: (id, state, at, opening, fields, terminalTtlSeconds) =>
+      atNow((now): FinishResult => {
+        const entry = keyspace.live(id, now)
+        const refused = refusal(entry, opening)
+        if (refused !== undefined) return refused
+        const inFlight = Math.max(num(entry!.fields.get("in_flight"), 1) - 1, 0)
+        const errors = num(entry!.fields.get("errors"), 0) + (state === "ERRORED" ? 1 : 0)
+        keyspace.hset(id, now, fields)
+        if (inFlight > 0) {
+          keyspace.hset(id, now, ["updated_at", at, "in_flight", String(inFlight), "errors", String(errors)])
+          return { _tag: "pending", inFlight }
+        }
+        const final = errors > 0 ? "ERRORED" : "COMPLETED"
+        keyspace.hset(id, now, ["state", final, "updated_at", at, "in_flight", "0", "errors", String(errors)])
+        entry!.expiresAt = now + terminalTtlSeconds * 1000
+        keyspace.active.delete(id)
+        return { _tag: "ended", state: final }
       }),
     read: (id) =>
       atNow((now) => {
@@ -86,7 +141,12 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
           offset += batchSize
           return batch.map((id): Row => {
             const fields = keyspace.live(id, now)?.fields
-            return { id, state: fields?.get("state") ?? null, createdAt: fields?.get("created_at") ?? null }
+            return {
+              id,
+              state: fields?.get("state") ?? null,
+              createdAt: fields?.get("created_at") ?? null,
+              updatedAt: fields?.get("updated_at") ?? null
+            }
           })
         })
       }),
@@ -95,17 +155,22 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         held
           ? atNow((now): DecideResult => ({
             _tag: "ok",
-            decisions: candidates.map(({ id, seen }) => {
+            decisions: candidates.map(({ id, kind, seen }) => {
               const entry = keyspace.live(id, now)
               if (entry === undefined) {
                 keyspace.active.delete(id)
                 return Decision.removedMissing
               }
-              if (seen === "") return entry.fields.has("created_at") ? Decision.skipped : Decision.unreadable
-              if (isTerminalState(entry.fields.get("state")) || entry.fields.get("created_at") !== seen) {
-                return Decision.skipped
+              if (kind === "gone") return entry.fields.has("created_at") ? Decision.skipped : Decision.unreadable
+              const terminal = isTerminalState(entry.fields.get("state"))
+              if (kind === "terminal") {
+                if (!terminal) return Decision.skipped
+                keyspace.active.delete(id)
+                return Decision.removedTerminal
               }
-              keyspace.hset(id, now, ["state", "ERRORED", "error", "orphaned", "updated_at", at])
+              const activity = entry.fields.get("updated_at") ?? entry.fields.get("created_at")
+              if (terminal || activity !== seen) return Decision.skipped
+              keyspace.hset(id, now, ["state", "ERRORED", "error", "orphaned", "updated_at", at, "in_flight", "0"])
               entry.expiresAt = now + terminalTtlSeconds * 1000
               keyspace.active.delete(id)
               return Decision.orphaned

@@ -3,13 +3,19 @@
  */
 import type { RedisClient } from "@sg/redis"
 import * as Effect from "effect/Effect"
-import type { Backend, Row } from "./backend.js"
+import type { Backend, FinishResult, Refused, Row, SetStateResult } from "./backend.js"
 import * as Scripts from "./scripts.js"
 
-/** Rejects with the first error of an EXEC reply (or an aborted transaction), as `RedisClient.multi` fails. */
-const checkExec = (replies: Array<[Error | null, unknown]> | null): void => {
-  if (replies === null) throw new Error("transaction aborted")
-  for (const [error] of replies) if (error !== null) throw error
+const refusedOf = (reply: readonly [string, ...Array<unknown>]): Refused | undefined => {
+  switch (reply[0]) {
+    case "missing":
+      return { _tag: "missing" }
+    case "stale":
+      return { _tag: "stale", opening: String(reply[1]) }
+    case "terminal":
+      return { _tag: "terminal", state: String(reply[1]) }
+  }
+  return undefined
 }
 
 /** The backend over a Redis client. */
@@ -19,16 +25,29 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
 
   return {
     kind: "redis",
-    create: (id, fields, ttlSeconds) => {
-      const key = traceKey(id)
-      // The raw MULTI, checked here rather than through `redis.multi`: one Effect step less on every request.
-      return redis.use("TraceStore.create", (client) =>
-        client.multi().hset(key, ...fields).expire(key, ttlSeconds).sadd(activeKey, id).exec().then(checkExec))
-    },
-    setState: (id, state, now, fields, terminalTtlSeconds) =>
+    create: (id, state, now, metadata, ttlSeconds) =>
       Effect.map(
-        redis.eval(Scripts.setState, [traceKey(id), activeKey], [id, state, now, terminalTtlSeconds ?? "", ...fields]),
-        (reply) => reply[0] === "terminal" ? { _tag: "terminal", state: reply[1] } : { _tag: reply[0] }
+        redis.eval(Scripts.create, [traceKey(id), activeKey], [id, state, now, ttlSeconds, ...metadata]),
+        ([opening, kind, inFlight]) => ({ opening, kind, inFlight })
+      ),
+    transition: (id, state, now, opening) =>
+      Effect.map(
+        redis.eval(Scripts.transition, [traceKey(id), activeKey], [id, state, now, opening ?? ""]),
+        (reply): SetStateResult => refusedOf(reply) ?? { _tag: "ok" }
+      ),
+    finish: (id, state, now, opening, fields, terminalTtlSeconds) =>
+      Effect.map(
+        redis.eval(
+          Scripts.finish,
+          [traceKey(id), activeKey],
+          [id, state, now, opening ?? "", terminalTtlSeconds, ...fields]
+        ),
+        (reply): FinishResult =>
+          reply[0] === "ended"
+            ? { _tag: "ended", state: reply[1] }
+            : reply[0] === "pending"
+            ? { _tag: "pending", inFlight: reply[1] }
+            : refusedOf(reply)!
       ),
     read: (id) =>
       Effect.map(redis.use("HGETALL", (client) => client.hgetall(traceKey(id))), (hash) =>
@@ -45,8 +64,13 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
           return Effect.map(redis.eval(Scripts.sweepRead, [activeKey], [cursor, batchSize, traceKey("")]), (reply) => {
             cursor = reply[0] === "0" || reply[0] === null ? undefined : reply[0]
             const rows: Array<Row> = []
-            for (let i = 1; i + 2 < reply.length; i += 3) {
-              rows.push({ id: reply[i]!, state: reply[i + 1] ?? null, createdAt: reply[i + 2] ?? null })
+            for (let i = 1; i + 3 < reply.length; i += 4) {
+              rows.push({
+                id: reply[i]!,
+                state: reply[i + 1] ?? null,
+                createdAt: reply[i + 2] ?? null,
+                updatedAt: reply[i + 3] ?? null
+              })
             }
             return rows
           })
@@ -60,7 +84,9 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
         now,
         terminalTtlSeconds
       ]
-      for (const candidate of candidates) args.push(traceKey(candidate.id), candidate.id, candidate.seen)
+      for (const candidate of candidates) {
+        args.push(traceKey(candidate.id), candidate.id, candidate.kind[0]!, candidate.seen)
+      }
       const lease = fence?.name ?? "-"
       const keys = [activeKey, redis.key("lease", lease), redis.key("lease", lease, "epoch")]
       return Effect.map(

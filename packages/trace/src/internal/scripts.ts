@@ -1,41 +1,117 @@
 /**
  * The TraceStore's Lua scripts: each is one atomic read-decide-write step, so nothing can slip in between the check
- * and the write. Terminal states are spelled out here as in `TraceRecord.isTerminal`.
+ * and the write. Terminal states are spelled out here (`terminal`) as in `TraceRecord.isTerminal`.
  */
 import { RedisScript } from "@sg/redis"
 import * as Schema from "effect/Schema"
 
 /**
- * KEYS: trace hash, active set. ARGV: id, state, now, terminal TTL in seconds ("" when the state is not terminal),
- * then field/value pairs. Refuses a gone or terminal trace; else sets state, updated_at and the fields, and for a
- * terminal state applies the TTL and leaves the active set.
+ * The lifecycle of a trace that several requests share. Bookkeeping fields in the hash: `requests` (requests seen),
+ * `in_flight` (requests of the current opening not yet finished), `opening` (1, then one more each time a request
+ * arrives after the trace went terminal) and `errors` (failed requests of the current opening). A hash another writer
+ * made without them counts as one request of opening 1 in flight.
  */
-export const setState = RedisScript.make({
-  name: "sgTraceSetState",
+const terminal = `local function terminal(s) return s == 'COMPLETED' or s == 'ERRORED' end
+`
+
+/**
+ * KEYS: trace hash, active set. ARGV: id, state, now, failsafe TTL in seconds, then metadata field/value pairs.
+ * No hash (or one without a state): a new trace, opening 1. Terminal: reopened, opening + 1, a fresh `created_at`,
+ * `error` and the error count cleared. In flight: joined, one more in flight. In every case the state, `updated_at`
+ * and the metadata are written, `requests` counts one more, the failsafe TTL is set again and the id is in the active
+ * set. Replies the opening, what happened, and how many requests are now in flight.
+ */
+export const create = RedisScript.make({
+  name: "sgTraceCreate",
   numberOfKeys: 2,
-  lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
-local current = redis.call('HGET', KEYS[1], 'state')
-if current == 'COMPLETED' or current == 'ERRORED' then return {'terminal', current} end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', ARGV[3])
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-if ARGV[4] ~= '' then
-  redis.call('EXPIRE', KEYS[1], ARGV[4])
-  redis.call('SREM', KEYS[2], ARGV[1])
+  lua: terminal + `
+local f = redis.call('HMGET', KEYS[1], 'state', 'opening', 'in_flight')
+local opening, kind, inflight = tonumber(f[2]) or 0, 'joined', 1
+if not f[1] then
+  opening, kind = opening + 1, 'new'
+  redis.call('HSET', KEYS[1], 'created_at', ARGV[3], 'errors', 0)
+elseif terminal(f[1]) then
+  opening, kind = math.max(opening, 1) + 1, 'reopened'
+  redis.call('HDEL', KEYS[1], 'error')
+  redis.call('HSET', KEYS[1], 'created_at', ARGV[3], 'errors', 0)
+else
+  opening, inflight = math.max(opening, 1), (tonumber(f[3]) or 1) + 1
 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', ARGV[3], 'opening', opening, 'in_flight', inflight)
+redis.call('HINCRBY', KEYS[1], 'requests', 1)
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[1])
+return {opening, kind, inflight}
+`,
+  reply: Schema.Tuple(Schema.Number, Schema.Literal("new", "joined", "reopened"), Schema.Number)
+})
+
+/** The refusals every write after `create` shares: gone, from an earlier opening, already terminal. */
+const refusals = terminal + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+local f = redis.call('HMGET', KEYS[1], 'state', 'opening', 'in_flight', 'errors')
+local opening = f[2] or '1'
+if ARGV[4] ~= '' and ARGV[4] ~= opening then return {'stale', opening} end
+if terminal(f[1]) then return {'terminal', f[1]} end
+`
+
+const refused = [
+  Schema.Tuple(Schema.Literal("missing")),
+  Schema.Tuple(Schema.Literal("stale"), Schema.String),
+  Schema.Tuple(Schema.Literal("terminal"), Schema.String)
+] as const
+
+/**
+ * KEYS: trace hash, active set. ARGV: id, state (not terminal), now, the writer's opening ("" when unchecked).
+ * Refuses a gone trace, a write of an earlier opening, and a terminal trace; else sets state and updated_at.
+ */
+export const transition = RedisScript.make({
+  name: "sgTraceTransition",
+  numberOfKeys: 2,
+  lua: refusals + `
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', ARGV[3])
 return {'ok'}
 `,
+  reply: Schema.Union(Schema.Tuple(Schema.Literal("ok")), ...refused)
+})
+
+/**
+ * KEYS: trace hash, active set. ARGV: id, the request's outcome (COMPLETED or ERRORED), now, the writer's opening
+ * ("" when unchecked), terminal TTL in seconds, then field/value pairs. With the refusals of `transition`; else one
+ * request of the trace has ended: its fields are written and, ERRORED, counted. While others are in flight the trace
+ * stays as it is (`pending`, how many are left); the last one ends it: ERRORED if any request of this opening
+ * errored, else COMPLETED, the terminal TTL, out of the active set (`ended`, the state).
+ */
+export const finish = RedisScript.make({
+  name: "sgTraceFinish",
+  numberOfKeys: 2,
+  lua: refusals + `
+local inflight = math.max((tonumber(f[3]) or 1) - 1, 0)
+local errors = tonumber(f[4]) or 0
+if ARGV[2] == 'ERRORED' then errors = errors + 1 end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if inflight > 0 then
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[3], 'in_flight', inflight, 'errors', errors)
+  return {'pending', inflight}
+end
+local final = errors > 0 and 'ERRORED' or 'COMPLETED'
+redis.call('HSET', KEYS[1], 'state', final, 'updated_at', ARGV[3], 'in_flight', 0, 'errors', errors)
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('SREM', KEYS[2], ARGV[1])
+return {'ended', final}
+`,
   reply: Schema.Union(
-    Schema.Tuple(Schema.Literal("ok")),
-    Schema.Tuple(Schema.Literal("missing")),
-    Schema.Tuple(Schema.Literal("terminal"), Schema.String)
+    Schema.Tuple(Schema.Literal("ended"), Schema.Literal("COMPLETED", "ERRORED")),
+    Schema.Tuple(Schema.Literal("pending"), Schema.Number),
+    ...refused
   )
 })
 
 /**
  * KEYS: active set. ARGV: SSCAN cursor, COUNT, the prefix of trace keys (`sg:trace:`). One SSCAN step, then each id's
- * `state` and `created_at`: returns the next cursor, then per id its id, state and created_at (nil when absent).
- * Reads only; a batch of 500 runs in about a millisecond.
+ * `state`, `created_at` and `updated_at`: returns the next cursor, then per id its id and those three (nil when
+ * absent). Reads only; a batch of 500 runs in about a millisecond.
  */
 export const sweepRead = RedisScript.make({
   name: "sgTraceSweepRead",
@@ -44,10 +120,11 @@ export const sweepRead = RedisScript.make({
 local scan = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local rows = {scan[1]}
 for _, id in ipairs(scan[2]) do
-  local fields = redis.call('HMGET', ARGV[3] .. id, 'state', 'created_at')
+  local fields = redis.call('HMGET', ARGV[3] .. id, 'state', 'created_at', 'updated_at')
   rows[#rows + 1] = id
   rows[#rows + 1] = fields[1]
   rows[#rows + 1] = fields[2]
+  rows[#rows + 1] = fields[3]
 end
 return rows
 `,
@@ -56,33 +133,40 @@ return rows
 
 /**
  * KEYS: active set, lease key, lease epoch key. ARGV: "1" when fenced, lease token, lease epoch, now, terminal TTL,
- * then per candidate its hash key, its id and the `created_at` the batch read saw ("" when the hash looked gone).
+ * then per candidate its hash key, its id, what the batch read saw (`g` gone, `t` terminal, `o` idle past the
+ * threshold) and, for `o`, the activity timestamp it saw (`updated_at`, else `created_at`).
  * Fenced and the lease is not ours at that epoch: writes nothing. Else per candidate, re-read and decide:
- * hash gone → SREM (1); gone at read but back now without created_at → unreadable (3); still in flight with the
- * same created_at → ERRORED, error orphaned, updated_at, EXPIRE, SREM (2); anything else → left alone (0).
+ * hash gone → SREM (1); gone at read but back now without created_at → unreadable (3); still terminal → SREM,
+ * the hash left alone (4); still in flight with the same activity timestamp → ERRORED, error orphaned, updated_at,
+ * in_flight 0, EXPIRE, SREM (2); anything else → left alone (0).
  */
 export const sweepDecide = RedisScript.make({
   name: "sgTraceSweepDecide",
   numberOfKeys: 3,
-  lua: `
+  lua: terminal + `
 if ARGV[1] == '1' then
   local holder = redis.call('GET', KEYS[2])
   local epoch = redis.call('GET', KEYS[3])
   if holder ~= ARGV[2] or epoch ~= ARGV[3] then return {'lease_lost', holder, epoch} end
 end
 local decisions = {'ok'}
-for i = 6, #ARGV, 3 do
-  local key, id, seen = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 6, #ARGV, 4 do
+  local key, id, kind, seen = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local decision = 0
   if redis.call('EXISTS', key) == 0 then
     redis.call('SREM', KEYS[1], id)
     decision = 1
-  elseif seen == '' then
+  elseif kind == 'g' then
     if not redis.call('HGET', key, 'created_at') then decision = 3 end
+  elseif kind == 't' then
+    if terminal(redis.call('HGET', key, 'state')) then
+      redis.call('SREM', KEYS[1], id)
+      decision = 4
+    end
   else
-    local state = redis.call('HGET', key, 'state')
-    if state ~= 'COMPLETED' and state ~= 'ERRORED' and redis.call('HGET', key, 'created_at') == seen then
-      redis.call('HSET', key, 'state', 'ERRORED', 'error', 'orphaned', 'updated_at', ARGV[4])
+    local f = redis.call('HMGET', key, 'state', 'updated_at', 'created_at')
+    if not terminal(f[1]) and (f[2] or f[3]) == seen then
+      redis.call('HSET', key, 'state', 'ERRORED', 'error', 'orphaned', 'updated_at', ARGV[4], 'in_flight', 0)
       redis.call('EXPIRE', key, ARGV[5])
       redis.call('SREM', KEYS[1], id)
       decision = 2

@@ -13,15 +13,16 @@ import * as Schema from "effect/Schema"
 import type { ExecutionStore } from "../ExecutionStore.js"
 import type { TraceId } from "../TraceId.js"
 import { FieldName, formatEpochSeconds, fromHash, isTerminal, Metadata, parseTimestamp, State } from "../TraceRecord.js"
-import type { Options, Service, SweepOptions, SweepReport } from "../TraceStore.js"
+import type { Finished, Options, Service, SweepOptions, SweepReport, WriteOptions } from "../TraceStore.js"
 import {
   InvalidTraceInput,
   InvalidTraceRecord,
   LeaseLost,
+  StaleTraceWrite,
   TraceAlreadyTerminal,
   TraceNotFound
 } from "../TraceStoreError.js"
-import { type Backend, type Candidate, Decision, type Row, type SetStateResult } from "./backend.js"
+import { type Backend, type Candidate, Decision, type Refused, type Row } from "./backend.js"
 import { SweepHooks } from "./sweepHooks.js"
 
 const decodeState = Schema.decodeUnknownEither(State)
@@ -91,14 +92,23 @@ const ttlSeconds = (ttl: Duration.DurationInput): number =>
 const refusal = (
   id: string,
   state: string,
-  result: SetStateResult
-): Effect.Effect<void, TraceNotFound | TraceAlreadyTerminal> => {
+  opening: number | undefined,
+  result: Refused
+): Effect.Effect<never, TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite> => {
   switch (result._tag) {
-    case "ok":
-      return Effect.void
     case "missing":
       return Effect.fail(
         new TraceNotFound({ trace_id: id, message: `trace ${id} does not exist (never created, or expired)` })
+      )
+    case "stale":
+      return Effect.fail(
+        new StaleTraceWrite({
+          trace_id: id,
+          opening: opening ?? 0,
+          current: result.opening,
+          message: `trace ${id} has been reopened (opening ${result.opening}): a write of opening ${opening} ` +
+            `cannot move it to ${state}`
+        })
       )
     case "terminal":
       return Effect.fail(
@@ -111,28 +121,42 @@ const refusal = (
   }
 }
 
+const validOpening = (options: WriteOptions | undefined): Either.Either<number | undefined, InvalidTraceInput> => {
+  const opening = options?.opening
+  return opening === undefined || (Number.isSafeInteger(opening) && opening >= 1)
+    ? Either.right(opening)
+    : Either.left(new InvalidTraceInput({ field: "opening", message: `opening must be a positive integer` }))
+}
+
 interface Plan {
   readonly candidates: ReadonlyArray<Candidate>
   readonly unreadable: number
 }
 
-/** Picks from a batch read the ids to act on: gone, or in flight with a readable `created_at` past the threshold. */
+/**
+ * Picks from a batch read the ids to act on: gone, terminal but still listed, or in flight with no write (its
+ * readable `updated_at`, else `created_at`) for longer than the threshold.
+ */
 const plan = (rows: ReadonlyArray<Row>, now: number, thresholdMillis: number): Plan => {
   const candidates: Array<Candidate> = []
   let unreadable = 0
   for (const row of rows) {
     if (row.state === null && row.createdAt === null) {
-      candidates.push({ id: row.id, seen: "", ageMillis: 0 })
+      candidates.push({ id: row.id, kind: "gone", seen: "", ageMillis: 0 })
       continue
     }
-    if (row.state !== null && isTerminal(row.state)) continue
-    const created = row.createdAt === null ? undefined : parseTimestamp(row.createdAt)
-    if (created === undefined) {
+    if (row.state !== null && isTerminal(row.state)) {
+      candidates.push({ id: row.id, kind: "terminal", seen: "", ageMillis: 0 })
+      continue
+    }
+    const seen = row.updatedAt ?? row.createdAt
+    const active = seen === null ? undefined : parseTimestamp(seen)
+    if (active === undefined) {
       unreadable++
       continue
     }
-    const age = now - created
-    if (age > thresholdMillis) candidates.push({ id: row.id, seen: row.createdAt!, ageMillis: age })
+    const age = now - active
+    if (age > thresholdMillis) candidates.push({ id: row.id, kind: "idle", seen: seen!, ageMillis: age })
   }
   return { candidates, unreadable }
 }
@@ -143,34 +167,51 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
   const terminalTtl = ttlSeconds(options.terminalTtl)
   const now = Effect.map(Clock.currentTimeMillis, formatEpochSeconds)
 
-  // The hot path of every request: validated synchronously, then one step reading the clock and one MULTI.
+  // The hot path of every request: validated synchronously, then one script reading the clock once.
   const create: Service["create"] = (id, initialState, metadata) => {
     const valid = validCreate(initialState, metadata)
     if (Either.isLeft(valid)) return Effect.fail(valid.left)
     const { fields, state } = valid.right
-    return Effect.clockWith((clock) => {
-      const at = formatEpochSeconds(clock.unsafeCurrentTimeMillis())
-      return backend.create(id, ["state", state, "created_at", at, "updated_at", at, ...fields], failsafeTtl)
-    })
+    return Effect.clockWith((clock) =>
+      Effect.map(
+        backend.create(id, state, formatEpochSeconds(clock.unsafeCurrentTimeMillis()), fields, failsafeTtl),
+        (result) => ({ opening: result.opening, kind: result.kind, in_flight: result.inFlight })
+      )
+    )
   }
 
-  const setState = (id: TraceId, state: string, fields: ReadonlyArray<string>) =>
-    Effect.flatMap(now, (at) => backend.setState(id, state, at, fields, isTerminal(state) ? terminalTtl : undefined))
-      .pipe(Effect.flatMap((result) => refusal(id, state, result)))
+  const end = (id: TraceId, state: "COMPLETED" | "ERRORED", fields: ReadonlyArray<string>, opening?: number) =>
+    Effect.flatMap(now, (at) => backend.finish(id, state, at, opening, fields, terminalTtl)).pipe(
+      Effect.flatMap((result): Effect.Effect<Finished, TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite> => {
+        switch (result._tag) {
+          case "ended":
+            return Effect.succeed({ ended: true, state: result.state, in_flight: 0 })
+          case "pending":
+            return Effect.succeed({ ended: false, state: undefined, in_flight: result.inFlight })
+          default:
+            return refusal(id, state, opening, result)
+        }
+      })
+    )
 
-  const transition = Effect.fnUntraced(function*(id: TraceId, state: string) {
-    yield* setState(id, yield* validState(state), [])
+  const transition = Effect.fnUntraced(function*(id: TraceId, state: string, options?: WriteOptions) {
+    const valid = yield* validState(state)
+    const opening = yield* validOpening(options)
+    if (isTerminal(valid)) return void (yield* end(id, valid, noFields, opening))
+    const result = yield* backend.transition(id, valid, yield* now, opening)
+    if (result._tag !== "ok") return yield* refusal(id, valid, opening, result)
   })
 
   const finish = Effect.fnUntraced(
-    function*(id: TraceId, state: string, fields?: Readonly<Record<string, string>>) {
+    function*(id: TraceId, state: string, fields?: Readonly<Record<string, string>>, options?: WriteOptions) {
       if (!isTerminal(state)) {
         return yield* new InvalidTraceInput({
           field: "state",
           message: `finish takes COMPLETED or ERRORED, not ${JSON.stringify(state)}`
         })
       }
-      yield* setState(id, state, yield* validFields("fields", fields))
+      const valid = yield* validFields("fields", fields)
+      return yield* end(id, state, valid, yield* validOpening(options))
     }
   )
 
@@ -196,7 +237,7 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
     const fence = sweep?.fence ?? Option.getOrUndefined(yield* Effect.serviceOption(Lease.Lease))
     const hooks = yield* Effect.serviceOption(SweepHooks)
     const started = yield* Clock.currentTimeMillis
-    const report = { scanned: 0, removed_missing: 0, orphaned: 0, skipped_unreadable: 0 }
+    const report = { scanned: 0, removed_missing: 0, removed_terminal: 0, orphaned: 0, skipped_unreadable: 0 }
 
     const decide = (candidates: ReadonlyArray<Candidate>) =>
       Effect.gen(function*() {
@@ -214,6 +255,7 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
         for (let i = 0; i < candidates.length; i++) {
           const decision = result.decisions[i]
           if (decision === Decision.removedMissing) report.removed_missing++
+          else if (decision === Decision.removedTerminal) report.removed_terminal++
           else if (decision === Decision.unreadable) report.skipped_unreadable++
           else if (decision === Decision.orphaned) {
             report.orphaned++

@@ -55,7 +55,11 @@ export const conformance = <E, R>(
       expect(yield* kit.readRaw(id)).toEqual({
         state: "RECEIVED",
         created_at: "1763870000.007",
-        updated_at: "1763870000.007"
+        updated_at: "1763870000.007",
+        requests: "1",
+        in_flight: "1",
+        opening: "1",
+        errors: "0"
       })
       yield* TestClock.setTime(1_763_870_001_000)
       yield* store.transition(id, "INFERRING")
@@ -239,7 +243,7 @@ export const conformance = <E, R>(
       const id = nextTraceId()
       yield* store.create(id, "RECEIVED")
       const transitions = Array.from({ length: 100 }, (_, i) => Effect.exit(store.transition(id, `STEP_${i}`)))
-      const finish = Effect.exit(store.finish(id, "COMPLETED"))
+      const finish = Effect.exit(Effect.asVoid(store.finish(id, "COMPLETED")))
       const exits = yield* Effect.all([...transitions.slice(0, 50), finish, ...transitions.slice(50)], {
         concurrency: "unbounded"
       })
@@ -252,6 +256,149 @@ export const conformance = <E, R>(
       }
       expect((yield* recordOf(id)).state).toBe("COMPLETED")
       expect(yield* store.isActive(id)).toBe(false)
+    }))
+
+  test("one trace, requests one after another: each is counted; a request after the end reopens it afresh", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const id = nextTraceId()
+      const t0 = yield* Clock.currentTimeMillis
+      expect(yield* store.create(id, "RECEIVED", { platform: "web" })).toEqual({ opening: 1, kind: "new", in_flight: 1 })
+      expect(yield* store.finish(id, "ERRORED", { error: "bad_request" }, { opening: 1 })).toEqual({
+        ended: true,
+        state: "ERRORED",
+        in_flight: 0
+      })
+      yield* TestClock.adjust("5 seconds")
+      const second = yield* store.create(id, "RECEIVED")
+      expect(second).toEqual({ opening: 2, kind: "reopened", in_flight: 1 })
+      const reopened = yield* recordOf(id)
+      expect(reopened.state).toBe("RECEIVED")
+      expect(DateTime.toEpochMillis(reopened.created_at)).toBe(t0 + 5000)
+      expect(reopened.fields).toEqual({ platform: "web" })
+      expect({ requests: reopened.requests, in_flight: reopened.in_flight, opening: reopened.opening }).toEqual({
+        requests: 2,
+        in_flight: 1,
+        opening: 2
+      })
+      expect(yield* store.isActive(id)).toBe(true)
+      expect(Duration.toMillis(Option.getOrThrow(yield* store.ttl(id)))).toBeGreaterThan(86_395_000)
+      yield* store.transition(id, "INFERRING", { opening: 2 })
+      expect((yield* store.finish(id, "COMPLETED", undefined, { opening: 2 })).state).toBe("COMPLETED")
+      const done = yield* recordOf(id)
+      expect(done.state).toBe("COMPLETED")
+      expect(done.requests).toBe(2)
+      expect(yield* store.isActive(id)).toBe(false)
+    }))
+
+  test("one trace, requests at once: in flight until the last ends, ERRORED if any of them errored", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const id = nextTraceId()
+      const a = yield* store.create(id, "RECEIVED")
+      const b = yield* store.create(id, "RECEIVED")
+      expect(b).toEqual({ opening: 1, kind: "joined", in_flight: 2 })
+      yield* store.transition(id, "INFERRING", a)
+      expect(yield* store.finish(id, "ERRORED", { error: "upstream_error" }, a)).toEqual({
+        ended: false,
+        state: undefined,
+        in_flight: 1
+      })
+      const meanwhile = yield* recordOf(id)
+      expect(meanwhile.state).toBe("INFERRING")
+      expect(meanwhile.in_flight).toBe(1)
+      expect(yield* store.isActive(id)).toBe(true)
+      expect(Duration.toMillis(Option.getOrThrow(yield* store.ttl(id)))).toBeGreaterThan(86_395_000)
+      yield* store.transition(id, "EGRESS", b)
+      expect(yield* store.finish(id, "COMPLETED", undefined, b)).toEqual({ ended: true, state: "ERRORED", in_flight: 0 })
+      const done = yield* recordOf(id)
+      expect(done.state).toBe("ERRORED")
+      expect(done.fields).toEqual({ error: "upstream_error" })
+      expect(done.requests).toBe(2)
+      expect(yield* store.isActive(id)).toBe(false)
+      expect(Duration.toMillis(Option.getOrThrow(yield* store.ttl(id)))).toBeLessThanOrEqual(3_600_000)
+
+      const clean = nextTraceId()
+      const c1 = yield* store.create(clean, "RECEIVED")
+      const c2 = yield* store.create(clean, "RECEIVED")
+      expect((yield* store.finish(clean, "COMPLETED", undefined, c2)).ended).toBe(false)
+      expect(yield* store.finish(clean, "COMPLETED", undefined, c1)).toMatchObject({ ended: true, state: "COMPLETED" })
+    }))
+
+  test("a late write of an earlier opening is refused, and changes nothing", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const id = nextTraceId()
+      const first = yield* store.create(id, "RECEIVED")
+      yield* store.finish(id, "COMPLETED", undefined, first)
+      const second = yield* store.create(id, "RECEIVED", { attempt: "2" })
+      const before = yield* recordOf(id)
+      const moved = yield* Effect.flip(store.transition(id, "EGRESS", first))
+      expect(moved).toMatchObject({ _tag: "StaleTraceWrite", trace_id: id, opening: 1, current: "2" })
+      expect(moved.message).toContain(id)
+      const ended = yield* Effect.flip(store.finish(id, "ERRORED", { error: "late" }, first))
+      expect(ended).toMatchObject({ _tag: "StaleTraceWrite", opening: 1 })
+      expect(yield* recordOf(id)).toEqual(before)
+      expect(yield* store.isActive(id)).toBe(true)
+      expect((yield* store.finish(id, "COMPLETED", undefined, second)).state).toBe("COMPLETED")
+      const bad = yield* Effect.flip(store.transition(id, "EGRESS", { opening: 0 }))
+      expect(bad).toMatchObject({ _tag: "InvalidTraceInput", field: "opening" })
+    }))
+
+  test("50 requests of one trace at once: it ends exactly once, terminal, with every request counted", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const id = nextTraceId()
+      const outcomes = yield* Effect.forEach(
+        Array.from({ length: 50 }, (_, i) => i),
+        (i) =>
+          Effect.flatMap(store.create(id, "RECEIVED"), (opening) =>
+            Effect.zipRight(
+              store.transition(id, "INFERRING", opening),
+              store.finish(id, i === 17 ? "ERRORED" : "COMPLETED", undefined, opening)
+            )),
+        { concurrency: "unbounded" }
+      )
+      const ended = outcomes.filter((outcome) => outcome.ended)
+      const record = yield* recordOf(id)
+      // Interleavings may end the trace early (all in flight finished) and reopen it; every opening ends once.
+      expect(ended.length).toBe(record.opening)
+      expect(record.requests).toBe(50)
+      expect(["COMPLETED", "ERRORED"]).toContain(record.state)
+      expect(record.in_flight).toBe(0)
+      expect(yield* store.isActive(id)).toBe(false)
+    }))
+
+  test("a trace the Python service created: a request of sg joins it; the Python worker's COMPLETED still ends it", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const kit = yield* StoreKit
+      const id = nextTraceId()
+      yield* kit.writeRaw(id, { state: "INFERRING", created_at: "1763870000.5" })
+      const joined = yield* store.create(id, "RECEIVED")
+      expect(joined).toEqual({ opening: 1, kind: "joined", in_flight: 2 })
+      expect((yield* store.finish(id, "COMPLETED", undefined, joined)).ended).toBe(false)
+      expect(yield* store.isActive(id)).toBe(true)
+      // What the Python worker does when its request ends: HSET state.
+      yield* kit.writeRaw(id, { state: "COMPLETED" })
+      expect((yield* recordOf(id)).state).toBe("COMPLETED")
+      const report = yield* store.sweepOrphans()
+      expect(report.removed_terminal).toBe(1)
+      expect(yield* store.isActive(id)).toBe(false)
+    }))
+
+  test("sweep: a trace whose last write is recent is not an orphan, whenever it was created", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const id = nextTraceId()
+      yield* store.create(id, "RECEIVED")
+      yield* TestClock.adjust("25 minutes")
+      yield* store.create(id, "RECEIVED")
+      yield* TestClock.adjust("10 minutes")
+      expect((yield* store.sweepOrphans()).orphaned).toBe(0)
+      yield* TestClock.adjust("21 minutes")
+      expect((yield* store.sweepOrphans()).orphaned).toBe(1)
+      expect((yield* recordOf(id)).in_flight).toBe(0)
     }))
 
   test("sweep: removes ids whose hash is gone, retires orphans, leaves the young, the done and the unreadable", () =>
@@ -282,6 +429,7 @@ export const conformance = <E, R>(
       expect(report).toEqual({
         scanned: 6,
         removed_missing: 1,
+        removed_terminal: 1,
         orphaned: 2,
         skipped_unreadable: 1,
         duration_ms: 0
@@ -301,8 +449,9 @@ export const conformance = <E, R>(
       expect((yield* recordOf(done)).state).toBe("COMPLETED")
       expect(yield* kit.readRaw(unreadable)).toEqual({ state: "INFERRING", created_at: "not a time" })
       expect(yield* store.isActive(unreadable)).toBe(true)
-      expect(yield* store.isActive(terminalButListed)).toBe(true)
-      expect(yield* store.activeCount).toBe(3)
+      expect(yield* store.isActive(terminalButListed)).toBe(false)
+      expect(yield* kit.readRaw(terminalButListed)).toEqual({ state: "COMPLETED", created_at: "1763869000.000" })
+      expect(yield* store.activeCount).toBe(2)
 
       const warnings = logs.filter((line) => line.message === "trace_orphaned")
       expect(warnings.map((line) => line.level)).toEqual(["WARN", "WARN"])
@@ -312,7 +461,13 @@ export const conformance = <E, R>(
       expect(ages[pythonOrphan]).toBeCloseTo(31 * 60 + 0.013, 3)
 
       const again = yield* store.sweepOrphans()
-      expect(again).toMatchObject({ scanned: 3, removed_missing: 0, orphaned: 0, skipped_unreadable: 1 })
+      expect(again).toMatchObject({
+        scanned: 2,
+        removed_missing: 0,
+        removed_terminal: 0,
+        orphaned: 0,
+        skipped_unreadable: 1
+      })
     }))
 
   test("sweep: the threshold is exclusive, and can be set per sweep", () =>

@@ -26,7 +26,10 @@ export interface StoreUnderTest {
 
 /** Makes a fresh, empty store per test, with the given TTL. */
 export class ExecStoreFactory extends Context.Tag("test/ExecStoreFactory")<ExecStoreFactory, {
-  readonly fresh: (ttl: Duration.DurationInput) => Effect.Effect<StoreUnderTest>
+  readonly fresh: (
+    ttl: Duration.DurationInput,
+    caps?: { readonly maxRuns: number; readonly maxBytes: number }
+  ) => Effect.Effect<StoreUnderTest>
 }>() {}
 
 let counter = 10_000
@@ -34,6 +37,12 @@ let counter = 10_000
 export const freshId = (): TraceId.TraceId => traceIdOf(++counter)
 
 const iso = (ms: number) => new Date(ms).toISOString()
+
+/** The record with run ids of its own (`<id>-<tag><i>`), as another request of the same trace would have. */
+export const withRunIds = (record: ExecutionRecord.ExecutionRecord, tag: string): ExecutionRecord.ExecutionRecord => ({
+  ...record,
+  runs: record.runs.map((run, i) => ({ ...run, run_id: `${record.trace_id}-${tag}${i}` }))
+})
 
 /** A record started at `startMs`, with one run per agent. */
 export const recordAt = (
@@ -135,17 +144,104 @@ export const executionStoreConformance = (it: Vitest.MethodsNonLive<ExecStoreFac
       expect(ids(yield* store.list({ agent: "nobody" }))).toEqual([])
     }))
 
-  it.effect("saving a record again replaces it, and its status index follows", () =>
+  it.effect("saving a request's record again replaces its runs; the status is the worst of the saves", () =>
     Effect.gen(function*() {
       const { store } = yield* fresh
       const now = yield* Clock.currentTimeMillis
       const id = freshId()
-      yield* store.save(recordAt(id, now, { status: "error" }))
       yield* store.save(recordAt(id, now, { status: "success" }))
-      expect(Option.map(yield* store.get(id), (r) => r.status)).toEqual(Option.some("success"))
-      expect(ids(yield* store.list({ status: "error" }))).toEqual([])
-      expect(ids(yield* store.list({ status: "success" }))).toEqual([id])
+      yield* store.save(recordAt(id, now, { status: "error" }))
+      const record = Option.getOrThrow(yield* store.get(id))
+      expect(record.status).toBe("error")
+      expect(record.error).toBe("error happened")
+      expect(record.runs.map((run) => [run.run_id, run.status])).toEqual([[`${id}-0`, "error"]])
+      expect(ids(yield* store.list({ status: "success" }))).toEqual([])
+      expect(ids(yield* store.list({ status: "error" }))).toEqual([id])
+      yield* store.save(recordAt(id, now, { status: "success" }))
+      expect(Option.map(yield* store.get(id), (r) => r.status)).toEqual(Option.some("error"))
       expect(ids(yield* store.list())).toEqual([id])
+    }))
+
+  it.effect("the records of several requests of one trace accumulate: every run, the worst status, both ends", () =>
+    Effect.gen(function*() {
+      const { store } = yield* fresh
+      const now = yield* Clock.currentTimeMillis
+      const id = freshId()
+      const first = recordAt(id, now - 5000, { status: "success", agents: ["planner"] })
+      const second = withRunIds(recordAt(id, now - 1000, { status: "timeout", agents: ["worker"] }), "b")
+      const third = withRunIds(recordAt(id, now - 3000, { status: "success", agents: ["planner"] }), "c")
+      for (const record of [second, first, third]) yield* store.save(record)
+      const merged = Option.getOrThrow(yield* store.get(id))
+      expect(merged.runs.map((run) => run.run_id)).toEqual([`${id}-b0`, `${id}-0`, `${id}-c0`])
+      expect(merged.status).toBe("timeout")
+      expect(merged.error).toBe("timeout happened")
+      expect(merged.started_at).toBe(first.started_at)
+      expect(merged.ended_at).toBe(second.ended_at)
+      expect(merged.duration_ms).toBe(4010)
+      expect(merged.conversation_id).toBe("conv")
+      const summary = (yield* store.list()).items
+      expect(summary).toHaveLength(1)
+      expect(summary[0]).toMatchObject({ trace_id: id, status: "timeout", runs: 3, started_at: first.started_at })
+      expect(ids(yield* store.list({ status: "timeout" }))).toEqual([id])
+      expect(ids(yield* store.list({ status: "success" }))).toEqual([])
+      expect(ids(yield* store.list({ agent: "worker" }))).toEqual([id])
+      expect(ids(yield* store.list({ agent: "planner" }))).toEqual([id])
+    }))
+
+  it.effect("20 saves of one trace at once lose no run", () =>
+    Effect.gen(function*() {
+      const { store } = yield* fresh
+      const now = yield* Clock.currentTimeMillis
+      const id = freshId()
+      yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => withRunIds(recordAt(id, now - i, { agents: [`agent-${i % 3}`] }), `p${i}`)),
+        (record) => store.save(record),
+        { concurrency: "unbounded", discard: true }
+      )
+      const merged = Option.getOrThrow(yield* store.get(id))
+      expect(new Set(merged.runs.map((run) => run.run_id)).size).toBe(20)
+      expect(merged.started_at).toBe(new Date(now - 19).toISOString())
+    }))
+
+  it.effect("a trace's runs are capped across its requests; what is left out is counted", () =>
+    Effect.gen(function*() {
+      const factory = yield* ExecStoreFactory
+      const { store } = yield* factory.fresh("1 hour", { maxRuns: 3, maxBytes: 256 * 1024 })
+      const now = yield* Clock.currentTimeMillis
+      const id = freshId()
+      yield* store.save(recordAt(id, now, { agents: ["a", "b"] }))
+      yield* store.save(withRunIds(recordAt(id, now, { agents: ["c", "d"] }), "x"))
+      // A run saved again still fits: it replaces its earlier version.
+      yield* store.save(recordAt(id, now, { agents: ["a"], status: "error" }))
+      const merged = Option.getOrThrow(yield* store.get(id))
+      expect(merged.runs.map((run) => run.agent_id)).toEqual(["a", "b", "c"])
+      expect(merged.runs[0]!.status).toBe("error")
+      expect(merged.dropped).toMatchObject({ runs: 1 })
+
+      const small = yield* factory.fresh("1 hour", { maxRuns: 100, maxBytes: 1000 })
+      const big = freshId()
+      yield* small.store.save(recordAt(big, now, { agents: ["a", "b"] }))
+      yield* small.store.save(withRunIds(recordAt(big, now, { agents: ["c", "d", "e"] }), "y"))
+      const capped = Option.getOrThrow(yield* small.store.get(big))
+      const bytes = capped.runs.reduce((n, run) => n + JSON.stringify(run).length, 0)
+      expect(bytes).toBeLessThanOrEqual(1000)
+      expect(capped.runs.length + (capped.dropped?.runs ?? 0)).toBe(5)
+      expect(capped.dropped?.runs ?? 0).toBeGreaterThan(0)
+    }))
+
+  it.effect("a record an earlier version stored whole is read, and merged with the next save", () =>
+    Effect.gen(function*() {
+      const { putRaw, store } = yield* fresh
+      const now = yield* Clock.currentTimeMillis
+      const id = freshId()
+      const old = recordAt(id, now - 2000, { agents: ["planner"] })
+      yield* putRaw(id, JSON.stringify(old), { score: now - 2000, status: "success", agents: ["planner"] })
+      expect(yield* store.get(id)).toEqual(Option.some(old))
+      yield* store.save(withRunIds(recordAt(id, now, { status: "error", agents: ["worker"] }), "n"))
+      const merged = Option.getOrThrow(yield* store.get(id))
+      expect(merged.runs.map((run) => run.run_id)).toEqual([`${id}-0`, `${id}-n0`])
+      expect(merged.status).toBe("error")
+      expect(merged.started_at).toBe(old.started_at)
     }))
 
   it.effect("pages through everything once, in order, including records that share a start millisecond", () =>
