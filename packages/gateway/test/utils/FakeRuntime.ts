@@ -1,7 +1,8 @@
 /**
  * An `AgentRuntime` for gateway tests. What it does depends on the input:
  * - `provider-down:<name>`: its model call fails through the breaker `model:<name>` (502, then 503 once open);
- * - `timeout`: `RunTimeout`; `die`: a defect; anything else: answers `echo: <input>` after one tool call.
+ * - `timeout`: `RunTimeout`; `die`: a defect; `sleep:<ms>`: waits that long (on `Clock`), then as below;
+ * - anything else: answers `echo: <input>` after one tool call.
  * Each run is an agent-run span with a tool span inside, moves the trace to `INFERRING`, and notes its trace id in
  * `Seen`, with the lifecycle state it found in the store when the request's metadata says `observe: "true"`.
  */
@@ -52,6 +53,7 @@ export const layer = Layer.effect(
             return yield* new AgentRuntime.RunTimeout({ timeout_ms: 30_000, message: "the run took longer than 30s" })
           }
           if (request.input === "die") return yield* Effect.die(new Error("the fake runtime broke"))
+          if (request.input.startsWith("sleep:")) yield* Effect.sleep(Number(request.input.slice("sleep:".length)))
           const length = yield* Effect.succeed(request.input.length).pipe(
             ExecutionSpan.tool("length", { callId: "call-1", input: request.input })
           )

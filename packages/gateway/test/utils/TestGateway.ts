@@ -39,9 +39,10 @@ export const layerJournaled = <E, R>(inner: Layer.Layer<TraceStore.TraceStore, E
         ...store,
         create: (id, state, metadata) =>
           Effect.zipRight(note({ op: "create", id, state, fields: metadata }), store.create(id, state, metadata)),
-        transition: (id, state) => Effect.zipRight(note({ op: "transition", id, state }), store.transition(id, state)),
-        finish: (id, state, fields) =>
-          Effect.zipRight(note({ op: "finish", id, state, fields }), store.finish(id, state, fields))
+        transition: (id, state, options) =>
+          Effect.zipRight(note({ op: "transition", id, state }), store.transition(id, state, options)),
+        finish: (id, state, fields, options) =>
+          Effect.zipRight(note({ op: "finish", id, state, fields }), store.finish(id, state, fields, options))
       })
     })
   ).pipe(Layer.provide(inner), Layer.provideMerge(Layer.sync(Journal, () => [])))
