@@ -60,11 +60,16 @@ export const reservedFields: ReadonlySet<string> = new Set([
   ...Object.values(BookkeepingFields)
 ])
 
+/** The prefix of the fields that name the requests of a trace in flight (`req:<token>`), the store's own too. */
+export const requestFieldPrefix = "req:"
+
 /** A caller field name: non-empty, and not one of the store's own fields. */
 export const FieldName = Schema.String.pipe(
   Schema.filter((name) =>
     name.length === 0
       ? "a field name must be non-empty"
+      : name.startsWith(requestFieldPrefix)
+      ? `"${name}": names starting with ${requestFieldPrefix} are reserved for the trace store`
       : reservedFields.has(name)
       ? `"${name}" is reserved for the trace store (${Array.from(reservedFields).join(", ")})`
       : true
@@ -178,7 +183,9 @@ export const fromHash = (
   id: TraceId,
   hash: Readonly<Record<string, string>>
 ): Either.Either<TraceRecord, HashProblem> => {
-  const { created_at, errors: _errors, in_flight, opening, requests, state, updated_at, ...fields } = hash
+  const { created_at, errors: _errors, in_flight, opening, requests, state, updated_at, ...rest } = hash
+  const fields: Record<string, string> = {}
+  for (const name in rest) if (!name.startsWith(requestFieldPrefix)) fields[name] = rest[name]!
   if (state === undefined || state.length === 0) {
     return Either.left({ field: "state", message: "the hash has no state" })
   }

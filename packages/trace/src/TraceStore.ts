@@ -121,14 +121,26 @@ export type SweepReport = typeof SweepReport.Type
 export interface Opening {
   /** 1 for a new trace, one more each time a request reopens a terminal one. */
   readonly opening: number
-  /** `new`, `joined` (another request of the trace was in flight), or `reopened` (the trace was terminal). */
-  readonly kind: "new" | "joined" | "reopened"
+  /**
+   * `new`, `joined` (another request of the trace was in flight), `reopened` (the trace was terminal), or
+   * `duplicate` (this request, by its `request` token, was registered already: nothing written).
+   */
+  readonly kind: "new" | "joined" | "reopened" | "duplicate"
   /** Requests of this opening now in flight, this one included. */
   readonly in_flight: number
 }
 
+/** Which request a `create` registers: a token that makes the write count once, however often it is sent. */
+export interface CreateOptions {
+  /**
+   * The request's own token (1 to 64 of `[A-Za-z0-9_-]`), unique among the trace's requests: a `create` or `finish`
+   * sent again after a lost reply (a timeout, then a replay) then counts once.
+   */
+  readonly request?: string | undefined
+}
+
 /** Which request a write after `create` belongs to. */
-export interface WriteOptions {
+export interface WriteOptions extends CreateOptions {
   /** The opening its `create` returned; the write is refused (`StaleTraceWrite`) once the trace has moved past it. */
   readonly opening?: number | undefined
 }
@@ -141,6 +153,8 @@ export interface Finished {
   readonly state: string | undefined
   /** Requests still in flight. */
   readonly in_flight: number
+  /** Whether the `request` token had finished already (or was never registered): nothing was written. */
+  readonly duplicate: boolean
 }
 
 /**
@@ -160,7 +174,8 @@ export interface Service {
   readonly create: (
     id: TraceId,
     initialState: State,
-    metadata?: Readonly<Record<string, string>>
+    metadata?: Readonly<Record<string, string>>,
+    options?: CreateOptions
   ) => Effect.Effect<Opening, InvalidTraceInput | RedisError>
   /**
    * Moves a trace to a new state (and `updated_at` to now), atomically refused once it is terminal or, with

@@ -15,7 +15,7 @@ export type Refused =
 /** What `create` did: a new trace, one more request joining a trace in flight, or a terminal trace reopened. */
 export interface CreateResult {
   readonly opening: number
-  readonly kind: "new" | "joined" | "reopened"
+  readonly kind: "new" | "joined" | "reopened" | "duplicate"
   readonly inFlight: number
 }
 
@@ -26,6 +26,7 @@ export type SetStateResult = { readonly _tag: "ok" } | Refused
 export type FinishResult =
   | { readonly _tag: "ended"; readonly state: "COMPLETED" | "ERRORED" }
   | { readonly _tag: "pending"; readonly inFlight: number }
+  | { readonly _tag: "duplicate" }
   | Refused
 
 /** One active id as the sweep's batch read saw it (`null`: field or hash absent). */
@@ -64,7 +65,8 @@ export interface Backend {
     state: string,
     now: string,
     metadata: ReadonlyArray<string>,
-    ttlSeconds: number
+    ttlSeconds: number,
+    request: string | undefined
   ) => Effect.Effect<CreateResult, RedisError>
   /** Atomically: the refusals (`opening` undefined: unchecked); else HSET state and updated_at. */
   readonly transition: (
@@ -80,7 +82,8 @@ export interface Backend {
     now: string,
     opening: number | undefined,
     fields: ReadonlyArray<string>,
-    terminalTtlSeconds: number
+    terminalTtlSeconds: number,
+    request: string | undefined
   ) => Effect.Effect<FinishResult, RedisError>
   /** HGETALL; `undefined` when the hash is gone. */
   readonly read: (id: string) => Effect.Effect<Readonly<Record<string, string>> | undefined, RedisError>

@@ -39,6 +39,11 @@ export class MemoryKeyspace {
 
 const isTerminalState = (state: string | undefined) => state === "COMPLETED" || state === "ERRORED"
 
+/** Clears the tokens of requests in flight, as the scripts' `forget` does. */
+const forget = (entry: Entry): void => {
+  for (const field of entry.fields.keys()) if (field.startsWith("req:")) entry.fields.delete(field)
+}
+
 /** A count field as Lua's `tonumber(x) or fallback` reads it. */
 const num = (raw: string | undefined, fallback: number): number =>
   raw !== undefined && /^\s*-?\d+(?:\.\d+)?\s*$/.test(raw) ? Number(raw) : fallback
@@ -60,16 +65,21 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
 
   return {
     kind: "memory",
-    create: (id, state, at, metadata, ttlSeconds) =>
+    create: (id, state, at, metadata, ttlSeconds, request) =>
       atNow((now): CreateResult => {
         const current = keyspace.live(id, now)
         const opening = num(current?.fields.get("opening"), 0)
+        const token = request === undefined ? undefined : `req:${request}`
+        if (token !== undefined && current?.fields.has(token) && !isTerminalState(current.fields.get("state"))) {
+          return { opening: Math.max(opening, 1), kind: "duplicate", inFlight: num(current.fields.get("in_flight"), 1) }
+        }
         let result: CreateResult
         if (current?.fields.get("state") === undefined) {
           result = { opening: opening + 1, kind: "new", inFlight: 1 }
           keyspace.hset(id, now, ["created_at", at, "errors", "0"])
         } else if (isTerminalState(current.fields.get("state"))) {
           result = { opening: Math.max(opening, 1) + 1, kind: "reopened", inFlight: 1 }
+          forget(current)
           current.fields.delete("error")
           keyspace.hset(id, now, ["created_at", at, "errors", "0"])
         } else {
@@ -87,6 +97,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
           String(result.inFlight),
           "requests",
           String(num(current?.fields.get("requests"), 0) + 1),
+          ...(token === undefined ? [] : [token, String(result.opening)]),
           ...metadata
         ])
         entry.expiresAt = now + ttlSeconds * 1000
@@ -101,11 +112,12 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         keyspace.hset(id, now, ["state", state, "updated_at", at])
         return { _tag: "ok" } as const
       }),
-    finish: (id, state, at, opening, fields, terminalTtlSeconds) =>
+    finish: (id, state, at, opening, fields, terminalTtlSeconds, request) =>
       atNow((now): FinishResult => {
         const entry = keyspace.live(id, now)
         const refused = refusal(entry, opening)
         if (refused !== undefined) return refused
+        if (request !== undefined && !entry!.fields.delete(`req:${request}`)) return { _tag: "duplicate" }
         const inFlight = Math.max(num(entry!.fields.get("in_flight"), 1) - 1, 0)
         const errors = num(entry!.fields.get("errors"), 0) + (state === "ERRORED" ? 1 : 0)
         keyspace.hset(id, now, fields)
@@ -170,6 +182,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
               }
               const activity = entry.fields.get("updated_at") ?? entry.fields.get("created_at")
               if (terminal || activity !== seen) return Decision.skipped
+              forget(entry)
               keyspace.hset(id, now, ["state", "ERRORED", "error", "orphaned", "updated_at", at, "in_flight", "0"])
               entry.expiresAt = now + terminalTtlSeconds * 1000
               keyspace.active.delete(id)

@@ -25,9 +25,9 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
 
   return {
     kind: "redis",
-    create: (id, state, now, metadata, ttlSeconds) =>
+    create: (id, state, now, metadata, ttlSeconds, request) =>
       Effect.map(
-        redis.eval(Scripts.create, [traceKey(id), activeKey], [id, state, now, ttlSeconds, ...metadata]),
+        redis.eval(Scripts.create, [traceKey(id), activeKey], [id, state, now, ttlSeconds, request ?? "", ...metadata]),
         ([opening, kind, inFlight]) => ({ opening, kind, inFlight })
       ),
     transition: (id, state, now, opening) =>
@@ -35,18 +35,20 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
         redis.eval(Scripts.transition, [traceKey(id), activeKey], [id, state, now, opening ?? ""]),
         (reply): SetStateResult => refusedOf(reply) ?? { _tag: "ok" }
       ),
-    finish: (id, state, now, opening, fields, terminalTtlSeconds) =>
+    finish: (id, state, now, opening, fields, terminalTtlSeconds, request) =>
       Effect.map(
         redis.eval(
           Scripts.finish,
           [traceKey(id), activeKey],
-          [id, state, now, opening ?? "", terminalTtlSeconds, ...fields]
+          [id, state, now, opening ?? "", terminalTtlSeconds, request ?? "", ...fields]
         ),
         (reply): FinishResult =>
           reply[0] === "ended"
             ? { _tag: "ended", state: reply[1] }
             : reply[0] === "pending"
             ? { _tag: "pending", inFlight: reply[1] }
+            : reply[0] === "duplicate"
+            ? { _tag: "duplicate" }
             : refusedOf(reply)!
       ),
     read: (id) =>

@@ -8,18 +8,25 @@ import * as Schema from "effect/Schema"
 /**
  * The lifecycle of a trace that several requests share. Bookkeeping fields in the hash: `requests` (requests seen),
  * `in_flight` (requests of the current opening not yet finished), `opening` (1, then one more each time a request
- * arrives after the trace went terminal) and `errors` (failed requests of the current opening). A hash another writer
- * made without them counts as one request of opening 1 in flight.
+ * arrives after the trace went terminal), `errors` (failed requests of the current opening), and `req:<token>` for
+ * each request in flight that named itself, so that a write sent twice (a reply lost to a timeout, then replayed)
+ * counts once. A hash another writer made without them counts as one request of opening 1 in flight.
  */
 const terminal = `local function terminal(s) return s == 'COMPLETED' or s == 'ERRORED' end
+local function forget(key)
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(field, 1, 4) == 'req:' then redis.call('HDEL', key, field) end
+  end
+end
 `
 
 /**
- * KEYS: trace hash, active set. ARGV: id, state, now, failsafe TTL in seconds, then metadata field/value pairs.
+ * KEYS: trace hash, active set. ARGV: id, state, now, failsafe TTL in seconds, the request's token ("" none), then
+ * metadata field/value pairs. A token already in the hash: the same request again, nothing written (`duplicate`).
  * No hash (or one without a state): a new trace, opening 1. Terminal: reopened, opening + 1, a fresh `created_at`,
- * `error` and the error count cleared. In flight: joined, one more in flight. In every case the state, `updated_at`
- * and the metadata are written, `requests` counts one more, the failsafe TTL is set again and the id is in the active
- * set. Replies the opening, what happened, and how many requests are now in flight.
+ * `error`, the error count and any token left cleared. In flight: joined, one more in flight. In every case the
+ * state, `updated_at` and the metadata are written, `requests` counts one more, the failsafe TTL is set again and the
+ * id is in the active set. Replies the opening, what happened, and how many requests are now in flight.
  */
 export const create = RedisScript.make({
   name: "sgTraceCreate",
@@ -27,11 +34,16 @@ export const create = RedisScript.make({
   lua: terminal + `
 local f = redis.call('HMGET', KEYS[1], 'state', 'opening', 'in_flight')
 local opening, kind, inflight = tonumber(f[2]) or 0, 'joined', 1
+local token = ARGV[5] ~= '' and ('req:' .. ARGV[5]) or nil
+if token and redis.call('HEXISTS', KEYS[1], token) == 1 and not terminal(f[1]) then
+  return {math.max(opening, 1), 'duplicate', tonumber(f[3]) or 1}
+end
 if not f[1] then
   opening, kind = opening + 1, 'new'
   redis.call('HSET', KEYS[1], 'created_at', ARGV[3], 'errors', 0)
 elseif terminal(f[1]) then
   opening, kind = math.max(opening, 1) + 1, 'reopened'
+  forget(KEYS[1])
   redis.call('HDEL', KEYS[1], 'error')
   redis.call('HSET', KEYS[1], 'created_at', ARGV[3], 'errors', 0)
 else
@@ -39,12 +51,13 @@ else
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updated_at', ARGV[3], 'opening', opening, 'in_flight', inflight)
 redis.call('HINCRBY', KEYS[1], 'requests', 1)
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if token then redis.call('HSET', KEYS[1], token, opening) end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[1])
 return {opening, kind, inflight}
 `,
-  reply: Schema.Tuple(Schema.Number, Schema.Literal("new", "joined", "reopened"), Schema.Number)
+  reply: Schema.Tuple(Schema.Number, Schema.Literal("new", "joined", "reopened", "duplicate"), Schema.Number)
 })
 
 /** The refusals every write after `create` shares: gone, from an earlier opening, already terminal. */
@@ -78,19 +91,21 @@ return {'ok'}
 
 /**
  * KEYS: trace hash, active set. ARGV: id, the request's outcome (COMPLETED or ERRORED), now, the writer's opening
- * ("" when unchecked), terminal TTL in seconds, then field/value pairs. With the refusals of `transition`; else one
- * request of the trace has ended: its fields are written and, ERRORED, counted. While others are in flight the trace
- * stays as it is (`pending`, how many are left); the last one ends it: ERRORED if any request of this opening
- * errored, else COMPLETED, the terminal TTL, out of the active set (`ended`, the state).
+ * ("" when unchecked), terminal TTL in seconds, the request's token ("" none), then field/value pairs. With the
+ * refusals of `transition`; a token not in the hash (finished already, or its `create` never landed) writes nothing
+ * (`duplicate`). Else one request of the trace has ended: its fields are written and, ERRORED, counted. While others
+ * are in flight the trace stays as it is (`pending`, how many are left); the last one ends it: ERRORED if any
+ * request of this opening errored, else COMPLETED, the terminal TTL, out of the active set (`ended`, the state).
  */
 export const finish = RedisScript.make({
   name: "sgTraceFinish",
   numberOfKeys: 2,
   lua: refusals + `
+if ARGV[6] ~= '' and redis.call('HDEL', KEYS[1], 'req:' .. ARGV[6]) == 0 then return {'duplicate'} end
 local inflight = math.max((tonumber(f[3]) or 1) - 1, 0)
 local errors = tonumber(f[4]) or 0
 if ARGV[2] == 'ERRORED' then errors = errors + 1 end
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if inflight > 0 then
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[3], 'in_flight', inflight, 'errors', errors)
   return {'pending', inflight}
@@ -104,6 +119,7 @@ return {'ended', final}
   reply: Schema.Union(
     Schema.Tuple(Schema.Literal("ended"), Schema.Literal("COMPLETED", "ERRORED")),
     Schema.Tuple(Schema.Literal("pending"), Schema.Number),
+    Schema.Tuple(Schema.Literal("duplicate")),
     ...refused
   )
 })
@@ -138,7 +154,7 @@ return rows
  * Fenced and the lease is not ours at that epoch: writes nothing. Else per candidate, re-read and decide:
  * hash gone → SREM (1); gone at read but back now without created_at → unreadable (3); still terminal → SREM,
  * the hash left alone (4); still in flight with the same activity timestamp → ERRORED, error orphaned, updated_at,
- * in_flight 0, EXPIRE, SREM (2); anything else → left alone (0).
+ * in_flight 0, tokens of requests in flight cleared, EXPIRE, SREM (2); anything else → left alone (0).
  */
 export const sweepDecide = RedisScript.make({
   name: "sgTraceSweepDecide",
@@ -166,6 +182,7 @@ for i = 6, #ARGV, 4 do
   else
     local f = redis.call('HMGET', key, 'state', 'updated_at', 'created_at')
     if not terminal(f[1]) and (f[2] or f[3]) == seen then
+      forget(key)
       redis.call('HSET', key, 'state', 'ERRORED', 'error', 'orphaned', 'updated_at', ARGV[4], 'in_flight', 0)
       redis.call('EXPIRE', key, ARGV[5])
       redis.call('SREM', KEYS[1], id)

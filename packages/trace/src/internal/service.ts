@@ -13,7 +13,15 @@ import * as Schema from "effect/Schema"
 import type { ExecutionStore } from "../ExecutionStore.js"
 import type { TraceId } from "../TraceId.js"
 import { FieldName, formatEpochSeconds, fromHash, isTerminal, Metadata, parseTimestamp, State } from "../TraceRecord.js"
-import type { Finished, Options, Service, SweepOptions, SweepReport, WriteOptions } from "../TraceStore.js"
+import type {
+  CreateOptions,
+  Finished,
+  Options,
+  Service,
+  SweepOptions,
+  SweepReport,
+  WriteOptions
+} from "../TraceStore.js"
 import {
   InvalidTraceInput,
   InvalidTraceRecord,
@@ -128,6 +136,17 @@ const validOpening = (options: WriteOptions | undefined): Either.Either<number |
     : Either.left(new InvalidTraceInput({ field: "opening", message: `opening must be a positive integer` }))
 }
 
+const tokenPattern = /^[A-Za-z0-9_-]{1,64}$/
+
+const validRequest = (options: CreateOptions | undefined): Either.Either<string | undefined, InvalidTraceInput> => {
+  const request = options?.request
+  return request === undefined || tokenPattern.test(request)
+    ? Either.right(request)
+    : Either.left(
+      new InvalidTraceInput({ field: "request", message: "a request token is 1 to 64 of A-Z, a-z, 0-9, _ and -" })
+    )
+}
+
 interface Plan {
   readonly candidates: ReadonlyArray<Candidate>
   readonly unreadable: number
@@ -168,26 +187,37 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
   const now = Effect.map(Clock.currentTimeMillis, formatEpochSeconds)
 
   // The hot path of every request: validated synchronously, then one script reading the clock once.
-  const create: Service["create"] = (id, initialState, metadata) => {
+  const create: Service["create"] = (id, initialState, metadata, options) => {
     const valid = validCreate(initialState, metadata)
     if (Either.isLeft(valid)) return Effect.fail(valid.left)
+    const request = validRequest(options)
+    if (Either.isLeft(request)) return Effect.fail(request.left)
     const { fields, state } = valid.right
+    const at = (clock: Clock.Clock) => formatEpochSeconds(clock.unsafeCurrentTimeMillis())
     return Effect.clockWith((clock) =>
       Effect.map(
-        backend.create(id, state, formatEpochSeconds(clock.unsafeCurrentTimeMillis()), fields, failsafeTtl),
+        backend.create(id, state, at(clock), fields, failsafeTtl, request.right),
         (result) => ({ opening: result.opening, kind: result.kind, in_flight: result.inFlight })
       )
     )
   }
 
-  const end = (id: TraceId, state: "COMPLETED" | "ERRORED", fields: ReadonlyArray<string>, opening?: number) =>
-    Effect.flatMap(now, (at) => backend.finish(id, state, at, opening, fields, terminalTtl)).pipe(
+  const end = (
+    id: TraceId,
+    state: "COMPLETED" | "ERRORED",
+    fields: ReadonlyArray<string>,
+    opening: number | undefined,
+    request: string | undefined
+  ) =>
+    Effect.flatMap(now, (at) => backend.finish(id, state, at, opening, fields, terminalTtl, request)).pipe(
       Effect.flatMap((result): Effect.Effect<Finished, TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite> => {
         switch (result._tag) {
           case "ended":
-            return Effect.succeed({ ended: true, state: result.state, in_flight: 0 })
+            return Effect.succeed({ ended: true, state: result.state, in_flight: 0, duplicate: false })
           case "pending":
-            return Effect.succeed({ ended: false, state: undefined, in_flight: result.inFlight })
+            return Effect.succeed({ ended: false, state: undefined, in_flight: result.inFlight, duplicate: false })
+          case "duplicate":
+            return Effect.succeed({ ended: false, state: undefined, in_flight: 0, duplicate: true })
           default:
             return refusal(id, state, opening, result)
         }
@@ -197,7 +227,7 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
   const transition = Effect.fnUntraced(function*(id: TraceId, state: string, options?: WriteOptions) {
     const valid = yield* validState(state)
     const opening = yield* validOpening(options)
-    if (isTerminal(valid)) return void (yield* end(id, valid, noFields, opening))
+    if (isTerminal(valid)) return void (yield* end(id, valid, noFields, opening, yield* validRequest(options)))
     const result = yield* backend.transition(id, valid, yield* now, opening)
     if (result._tag !== "ok") return yield* refusal(id, valid, opening, result)
   })
@@ -211,7 +241,7 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
         })
       }
       const valid = yield* validFields("fields", fields)
-      return yield* end(id, state, valid, yield* validOpening(options))
+      return yield* end(id, state, valid, yield* validOpening(options), yield* validRequest(options))
     }
   )
 

@@ -267,7 +267,8 @@ export const conformance = <E, R>(
       expect(yield* store.finish(id, "ERRORED", { error: "bad_request" }, { opening: 1 })).toEqual({
         ended: true,
         state: "ERRORED",
-        in_flight: 0
+        in_flight: 0,
+        duplicate: false
       })
       yield* TestClock.adjust("5 seconds")
       const second = yield* store.create(id, "RECEIVED")
@@ -302,7 +303,8 @@ export const conformance = <E, R>(
       expect(yield* store.finish(id, "ERRORED", { error: "upstream_error" }, a)).toEqual({
         ended: false,
         state: undefined,
-        in_flight: 1
+        in_flight: 1,
+        duplicate: false
       })
       const meanwhile = yield* recordOf(id)
       expect(meanwhile.state).toBe("INFERRING")
@@ -310,7 +312,7 @@ export const conformance = <E, R>(
       expect(yield* store.isActive(id)).toBe(true)
       expect(Duration.toMillis(Option.getOrThrow(yield* store.ttl(id)))).toBeGreaterThan(86_395_000)
       yield* store.transition(id, "EGRESS", b)
-      expect(yield* store.finish(id, "COMPLETED", undefined, b)).toEqual({ ended: true, state: "ERRORED", in_flight: 0 })
+      expect(yield* store.finish(id, "COMPLETED", undefined, b)).toMatchObject({ ended: true, state: "ERRORED" })
       const done = yield* recordOf(id)
       expect(done.state).toBe("ERRORED")
       expect(done.fields).toEqual({ error: "upstream_error" })
@@ -323,6 +325,58 @@ export const conformance = <E, R>(
       const c2 = yield* store.create(clean, "RECEIVED")
       expect((yield* store.finish(clean, "COMPLETED", undefined, c2)).ended).toBe(false)
       expect(yield* store.finish(clean, "COMPLETED", undefined, c1)).toMatchObject({ ended: true, state: "COMPLETED" })
+    }))
+
+  test("a request's token makes create and finish count once, however often they are sent", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const kit = yield* StoreKit
+      const id = nextTraceId()
+      const a = yield* store.create(id, "RECEIVED", undefined, { request: "req-a" })
+      // Sent again, as a replay after a reply lost to a timeout: nothing more.
+      expect(yield* store.create(id, "RECEIVED", undefined, { request: "req-a" })).toEqual({
+        opening: 1,
+        kind: "duplicate",
+        in_flight: 1
+      })
+      const b = yield* store.create(id, "RECEIVED", undefined, { request: "req-b" })
+      expect(b).toMatchObject({ kind: "joined", in_flight: 2 })
+      expect((yield* recordOf(id)).requests).toBe(2)
+      expect(Object.keys((yield* recordOf(id)).fields)).toEqual([])
+      expect((yield* store.finish(id, "COMPLETED", undefined, { ...a, request: "req-a" })).in_flight).toBe(1)
+      expect(yield* store.finish(id, "COMPLETED", undefined, { ...a, request: "req-a" })).toMatchObject({
+        duplicate: true,
+        ended: false
+      })
+      expect((yield* recordOf(id)).in_flight).toBe(1)
+      expect(yield* store.finish(id, "COMPLETED", undefined, { ...b, request: "req-b" })).toMatchObject({ ended: true })
+      const raw = yield* kit.readRaw(id)
+      expect(Object.keys(raw ?? {}).filter((field) => field.startsWith("req:"))).toEqual([])
+      // A finish whose create never landed writes nothing either.
+      const other = nextTraceId()
+      yield* store.create(other, "RECEIVED", undefined, { request: "kept" })
+      expect(yield* store.finish(other, "COMPLETED", undefined, { request: "never-created" })).toMatchObject({
+        duplicate: true
+      })
+      expect(yield* store.isActive(other)).toBe(true)
+      const bad = yield* Effect.flip(store.create(other, "RECEIVED", undefined, { request: "no spaces" }))
+      expect(bad).toMatchObject({ _tag: "InvalidTraceInput", field: "request" })
+      const reserved = yield* Effect.flip(store.create(other, "RECEIVED", { "req:x": "1" }))
+      expect(reserved).toMatchObject({ _tag: "InvalidTraceInput", field: "req:x" })
+    }))
+
+  test("an orphaned trace forgets its requests in flight: a late finish of one of them writes nothing", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const kit = yield* StoreKit
+      const id = nextTraceId()
+      const opening = yield* store.create(id, "RECEIVED", undefined, { request: "dead-worker" })
+      yield* TestClock.adjust("31 minutes")
+      expect((yield* store.sweepOrphans()).orphaned).toBe(1)
+      expect(Object.keys((yield* kit.readRaw(id)) ?? {}).filter((f) => f.startsWith("req:"))).toEqual([])
+      const late = yield* Effect.flip(store.finish(id, "COMPLETED", undefined, { ...opening, request: "dead-worker" }))
+      expect(late._tag).toBe("TraceAlreadyTerminal")
+      expect((yield* recordOf(id)).state).toBe("ERRORED")
     }))
 
   test("a late write of an earlier opening is refused, and changes nothing", () =>
