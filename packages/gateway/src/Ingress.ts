@@ -127,6 +127,12 @@ const placeholderSpanId = (hex: string): string => {
 
 const cut = (value: string, max: number): string => (value.length > max ? value.slice(0, max) : value)
 
+/**
+ * The lifecycle fields the ingress writes itself (`method`, `route`, `platform`, `channel` at the start, `error` at
+ * the end): a request's own metadata may not use them, any more than the store's `TraceRecord.reservedFields`.
+ */
+export const ownFields: ReadonlySet<string> = new Set(["method", "route", "platform", "channel", "error"])
+
 const metadataOf = (request: HttpServerRequest.HttpServerRequest, path: string): Record<string, string> => {
   const metadata: Record<string, string> = { method: request.method, route: cut(path, 256) }
   const platform = headerOf(request, "x-sg-platform")

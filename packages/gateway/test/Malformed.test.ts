@@ -43,6 +43,7 @@ const tooLarge = (name: string, request: T.RawRequest): Case => ({
 const notFound = (name: string, request: T.RawRequest): Case => ({ name, request, status: 404, code: "not_found" })
 const get = (path: string): T.RawRequest => ({ path })
 const run = (body: unknown) => post(JSON.stringify(body))
+const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`key${i}`, "v"]))
 const badUtf8 = new Uint8Array([0x7b, 0x22, 0x69, 0x6e, 0x70, 0x75, 0x74, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d])
 
 const cases: ReadonlyArray<Case> = [
@@ -69,6 +70,22 @@ const cases: ReadonlyArray<Case> = [
     post("{\"input\":\"hi\",\"metadata\":{\"__proto__\":{\"polluted\":\"yes\"}}}"),
     "metadata.__proto__"
   ),
+  bad("metadata a string", run({ input: "hi", metadata: "a" }), "metadata"),
+  bad("metadata null", run({ input: "hi", metadata: null }), "metadata"),
+  bad("metadata value null", run({ input: "hi", metadata: { a: null } }), "metadata.a", "must be a string"),
+  bad("metadata value an object", run({ input: "hi", metadata: { a: { b: "c" } } }), "metadata.a"),
+  bad("metadata of 33 keys", run({ input: "hi", metadata: keys(33) }), "metadata", "at most 32 keys"),
+  bad("metadata with an empty key", run({ input: "hi", metadata: { "": "x" } }), "metadata.", "must not be empty"),
+  bad(
+    "metadata with a 65-character key",
+    run({ input: "hi", metadata: { ["k".repeat(65)]: "x" } }),
+    `metadata.${"k".repeat(64)}…`,
+    "at most 64 characters"
+  ),
+  bad("metadata naming the store's state", run({ input: "hi", metadata: { state: "COMPLETED" } }), "metadata.state"),
+  bad("metadata naming created_at", run({ input: "hi", metadata: { created_at: "0" } }), "metadata.created_at"),
+  bad("metadata naming the ingress's route", run({ input: "hi", metadata: { route: "/x" } }), "metadata.route"),
+  bad("metadata naming error", run({ input: "hi", metadata: { error: "none" } }), "metadata.error"),
   bad("invalid UTF-8", post(badUtf8), "body", "not valid UTF-8"),
   bad("deeply nested JSON", post("[".repeat(200_000) + "]".repeat(200_000)), "body"),
   bad("text/plain", post("{\"input\":\"hi\"}", { "content-type": "text/plain" }), "content-type"),

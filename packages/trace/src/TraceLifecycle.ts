@@ -21,6 +21,8 @@ export interface Service {
   readonly begin: (id: TraceId, metadata?: Readonly<Record<string, string>>, state?: State) => Effect.Effect<void>
   /** Moves the current trace (see `CurrentTrace`) to `state`; nothing when there is none. */
   readonly transition: (state: State) => Effect.Effect<void>
+  /** Adds caller fields (metadata) to the current trace's record; nothing when there is none or `fields` is empty. */
+  readonly annotate: (fields: Readonly<Record<string, string>>) => Effect.Effect<void>
   /** Finishes the trace `id`. */
   readonly finish: (
     id: TraceId,
@@ -91,6 +93,11 @@ export const make = (options?: Options): Effect.Effect<Service, never, TraceStor
             onNone: () => Effect.void,
             onSome: (id) => store.transition(id, state).pipe(bestEffort("transition", id))
           })),
+      annotate: (fields) =>
+        Effect.flatMap(CurrentTrace.traceId, (current) =>
+          Option.isNone(current) || Object.keys(fields).length === 0
+            ? Effect.void
+            : store.annotate(current.value, fields).pipe(bestEffort("annotate", current.value))),
       finish: (id, state, fields) => store.finish(id, state, fields).pipe(bestEffort("finish", id))
     })
   })

@@ -49,7 +49,7 @@ export const FieldName = Schema.String.pipe(
     name.length === 0
       ? "a field name must be non-empty"
       : reservedFields.has(name)
-      ? `"${name}" is reserved for the trace store (state, created_at, updated_at)`
+      ? `"${name}" is reserved for the trace store (${Array.from(reservedFields).join(", ")})`
       : true
   ),
   Schema.annotations({ identifier: "TraceFieldName" })

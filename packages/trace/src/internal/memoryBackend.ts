@@ -64,6 +64,15 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         }
         return { _tag: "ok" }
       }),
+    annotate: (id, fields, reserved) =>
+      atNow((now) => {
+        const entry = keyspace.live(id, now)
+        if (entry === undefined) return false
+        for (let i = 0; i + 1 < fields.length; i += 2) {
+          if (!reserved.includes(fields[i]!)) entry.fields.set(fields[i]!, fields[i + 1]!)
+        }
+        return true
+      }),
     read: (id) =>
       atNow((now) => {
         const entry = keyspace.live(id, now)

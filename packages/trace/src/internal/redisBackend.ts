@@ -30,6 +30,11 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
         redis.eval(Scripts.setState, [traceKey(id), activeKey], [id, state, now, terminalTtlSeconds ?? "", ...fields]),
         (reply) => reply[0] === "terminal" ? { _tag: "terminal", state: reply[1] } : { _tag: reply[0] }
       ),
+    annotate: (id, fields, reserved) =>
+      Effect.map(
+        redis.eval(Scripts.annotate, [traceKey(id)], [reserved.length, ...reserved, ...fields]),
+        (found) => found === 1
+      ),
     read: (id) =>
       Effect.map(redis.use("HGETALL", (client) => client.hgetall(traceKey(id))), (hash) =>
         Object.keys(hash).length === 0 ? undefined : hash),
