@@ -43,6 +43,9 @@ const tooLarge = (name: string, request: T.RawRequest): Case => ({
 const notFound = (name: string, request: T.RawRequest): Case => ({ name, request, status: 404, code: "not_found" })
 const get = (path: string): T.RawRequest => ({ path })
 const run = (body: unknown) => post(JSON.stringify(body))
+/** `n` objects nested in one another (`{"a":{"a":…1…}}`); `n` arrays likewise. */
+const objects = (n: number) => "{\"a\":".repeat(n) + "1" + "}".repeat(n)
+const arrays = (n: number) => "[".repeat(n) + "1" + "]".repeat(n)
 const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`key${i}`, "v"]))
 const badUtf8 = new Uint8Array([0x7b, 0x22, 0x69, 0x6e, 0x70, 0x75, 0x74, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d])
 
@@ -87,7 +90,17 @@ const cases: ReadonlyArray<Case> = [
   bad("metadata naming the ingress's route", run({ input: "hi", metadata: { route: "/x" } }), "metadata.route"),
   bad("metadata naming error", run({ input: "hi", metadata: { error: "none" } }), "metadata.error"),
   bad("invalid UTF-8", post(badUtf8), "body", "not valid UTF-8"),
-  bad("deeply nested JSON", post("[".repeat(200_000) + "]".repeat(200_000)), "body"),
+  bad("deeply nested JSON", post("[".repeat(200_000) + "]".repeat(200_000)), "body", "more than 64 levels"),
+  bad("input nesting 2,050 objects (10 KB)", post(`{"input":${objects(2050)}}`), "input", "more than 64 levels"),
+  bad("input nesting 100 objects", post(`{"input":${objects(100)}}`), "input", "more than 64 levels"),
+  bad("input nesting 10,000 objects", post(`{"input":${objects(10_000)}}`), "input", "more than 64 levels"),
+  bad("input nesting 100 arrays", post(`{"input":${arrays(100)}}`), "input", "more than 64 levels"),
+  bad("input nesting 10,000 arrays", post(`{"input":${arrays(10_000)}}`), "input", "more than 64 levels"),
+  bad("metadata nesting 100 objects", post(`{"input":"hi","metadata":${objects(100)}}`), "metadata", "levels"),
+  bad("an unknown field nesting 100 arrays", post(`{"input":"hi","extra":${arrays(100)}}`), "extra", "levels"),
+  bad("a body of 100 arrays", post(arrays(100)), "body", "more than 64 levels"),
+  bad("nesting 64 levels (the limit) is decoded", post(`{"input":${objects(63)}}`), "input", "Expected string"),
+  bad("nesting in a string does not count", run({ input: "{".repeat(10_000), metadata: "[" }), "metadata"),
   bad("text/plain", post("{\"input\":\"hi\"}", { "content-type": "text/plain" }), "content-type"),
   bad("a form", post("input=hi", { "content-type": "application/x-www-form-urlencoded" }), "content-type"),
   bad("multipart", post("--x--", { "content-type": "multipart/form-data; boundary=x" }), "content-type"),
