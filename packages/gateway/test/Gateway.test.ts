@@ -373,7 +373,7 @@ layer(T.layerMemory, { excludeTestServices: true })("gateway over the memory sto
       const count = Prom.find(metrics, "sg_http_request_duration_seconds_count", runLabels)
       expect(buckets.at(-1)!.value).toBe(count[0]!.value)
       expect(Prom.find(metrics, "sg_breaker_state", { breaker: "trace-store" })[0]!.value).toBe(0)
-      expect(Prom.find(metrics, "records_saved").length).toBe(1)
+      expect(Prom.find(metrics, "sg_records_saved_total").length).toBe(1)
     }))
 })
 
