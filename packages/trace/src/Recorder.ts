@@ -7,8 +7,8 @@
  * and a writer fiber reduces, samples and saves, after a short grace period so spans that end just after their root
  * are in the record; a span that ends later still queues the trace again and the record is saved again with it.
  * Recording is best effort: a full list or a failing sink drops the record, counts it in `sg_records_dropped_total`
- * and logs once per burst, never failing or slowing the traced effect. Closing the layer's scope flushes what is queued, within
- * `flushTimeout`. With `SG_RECORD=off` nothing is installed.
+ * and logs once per burst, never failing or slowing the traced effect. Closing the layer's scope flushes what is
+ * queued, within `flushTimeout`. With `SG_RECORD=off` nothing is installed.
  *
  * Status of calls and runs: `timeout` when the failure is a timeout (`TimeoutException`, or an error whose `_tag` says
  * timeout), `error` otherwise. An interruption (a call that lost a race, a request cancelled) is not a timeout: it is
