@@ -304,6 +304,8 @@ export const reduce = (input: Input, key: (run: RunIdentity) => string = runKey)
       statusError = outcome.error
     }
   }
+  // First, so that a cancelled request says `cancelled` whatever else was interrupted with it.
+  if (cancelled) consider(cancelledOutcome)
   for (const root of roots) consider(rootOutcome(root))
   const runOutcomes = new Map<RunDraft, Outcome>()
   for (const run of runs.values()) {
