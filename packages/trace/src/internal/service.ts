@@ -12,16 +12,8 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { ExecutionStore } from "../ExecutionStore.js"
 import type { TraceId } from "../TraceId.js"
-import {
-  FieldName,
-  formatEpochSeconds,
-  fromHash,
-  isTerminal,
-  Metadata,
-  parseTimestamp,
-  reservedFields,
-  State
-} from "../TraceRecord.js"
+import { FieldName, formatEpochSeconds, fromHash, isTerminal, Metadata, parseTimestamp, State } from "../TraceRecord.js"
+import { reservedFields } from "../TraceRecord.js"
 import type { Options, Service, SweepOptions, SweepReport } from "../TraceStore.js"
 import {
   InvalidTraceInput,
