@@ -19,6 +19,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import type * as Agent from "./Agent.js"
@@ -26,6 +27,65 @@ import * as DemoAgents from "./DemoAgents.js"
 import type * as DemoModel from "./DemoModel.js"
 import * as Runner from "./internal/runner.js"
 import * as Provider from "./Provider.js"
+
+/** How much metadata a run request may carry: 32 keys of 1 to 64 characters; longer values are cut to 500. */
+export const metadataLimits = { maxKeys: 32, maxKeyLength: 64, maxValueLength: 500 } as const
+
+const shown = (key: string): string =>
+  key.length > metadataLimits.maxKeyLength ? `${key.slice(0, metadataLimits.maxKeyLength)}…` : key
+
+/** The first `max` characters, never half a surrogate pair. */
+const cutValue = (value: string, max: number): string => {
+  if (value.length <= max) return value
+  const last = value.charCodeAt(max - 1)
+  return value.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max)
+}
+
+/**
+ * A run's metadata: a JSON object of string values, at most `metadataLimits.maxKeys` keys of 1 to
+ * `maxKeyLength` characters (`__proto__` refused), each value cut to `maxValueLength` characters. A problem with one
+ * key is reported at that key (`metadata.<key>`). Read from the raw object, so that no key is silently lost.
+ */
+export const RunMetadata = Schema.transformOrFail(
+  Schema.Unknown,
+  Schema.Record({ key: Schema.String, value: Schema.String }),
+  {
+    strict: true,
+    decode: (input, _, ast) => {
+      if (typeof input !== "object" || input === null || Array.isArray(input)) {
+        return ParseResult.fail(new ParseResult.Type(ast, input, "must be an object of string values"))
+      }
+      const keys = Object.keys(input)
+      if (keys.length > metadataLimits.maxKeys) {
+        return ParseResult.fail(
+          new ParseResult.Type(ast, input, `must have at most ${metadataLimits.maxKeys} keys, not ${keys.length}`)
+        )
+      }
+      const out: Array<[string, string]> = []
+      for (const key of keys) {
+        const value: unknown = (input as Record<string, unknown>)[key]
+        const problem = key.length === 0
+          ? "a key must not be empty"
+          : key.length > metadataLimits.maxKeyLength
+          ? `a key must be at most ${metadataLimits.maxKeyLength} characters, not ${key.length}`
+          : key === "__proto__"
+          ? "\"__proto__\" is not allowed as a key"
+          : typeof value !== "string"
+          ? `must be a string, not ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value}`
+          : undefined
+        if (problem !== undefined) {
+          return ParseResult.fail(new ParseResult.Pointer(shown(key), input, new ParseResult.Type(ast, value, problem)))
+        }
+        out.push([key, cutValue(value as string, metadataLimits.maxValueLength)])
+      }
+      return ParseResult.succeed(Object.fromEntries(out))
+    },
+    encode: ParseResult.succeed
+  }
+).annotations({
+  identifier: "RunMetadata",
+  description: "string values; at most 32 keys of 1 to 64 characters; values cut to 500 characters"
+})
 
 /** A run request, as `POST /v1/runs` takes it. */
 export const RunRequest = Schema.Struct({
@@ -37,7 +97,7 @@ export const RunRequest = Schema.Struct({
     message: () => "agent must be 1 to 64 letters, digits, '_', '.' or '-'"
   }))),
   conversation_id: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128))),
-  metadata: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
+  metadata: Schema.optional(RunMetadata)
 })
 
 /** A run request. */

@@ -15,3 +15,6 @@ export * as DemoModel from "./DemoModel.js"
 
 /** The demo agents and their tools: clock, calculator, fan_out. */
 export * as DemoAgents from "./DemoAgents.js"
+
+/** The runtime's metrics: tool and model calls (counts, latency, tokens) and runs, by configured names. */
+export * as RuntimeMetrics from "./RuntimeMetrics.js"

@@ -25,8 +25,8 @@ import { AgentRuntime } from "@sg/agent-runtime"
 import { RedisClient } from "@sg/redis"
 import type { CircuitOpenError } from "@sg/resilience"
 import { CircuitBreaker } from "@sg/resilience"
-import type { TraceIdGenerator, TraceLifecycle } from "@sg/trace"
-import { TraceStore, TraceWatchdog } from "@sg/trace"
+import type { TraceIdGenerator } from "@sg/trace"
+import { TraceLifecycle, TraceRecord, TraceStore, TraceWatchdog } from "@sg/trace"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -81,9 +81,27 @@ const circuitOpen = (error: CircuitOpenError): Effect.Effect<never, ApiError.Cir
   )
 }
 
+/** A metadata key naming a field sg writes itself (the store's or the ingress's) is refused, naming it. */
+const checkMetadata = (
+  request: AgentRuntime.RunRequest
+): Effect.Effect<AgentRuntime.RunRequest, ApiError.BadRequest> => {
+  if (request.metadata === undefined) return Effect.succeed(request)
+  for (const key of Object.keys(request.metadata)) {
+    if (TraceRecord.reservedFields.has(key) || Ingress.ownFields.has(key)) {
+      return Effect.fail(
+        Issues.badRequest([{
+          path: ["metadata", key],
+          message: `"${key}" is a field sg writes itself in the trace's lifecycle record`
+        }], "body")
+      )
+    }
+  }
+  return Effect.succeed(request)
+}
+
 const runsLive = (maxBodyBytes: number) =>
   HttpApiBuilder.group(Api, "runs", (handlers) =>
-    Effect.map(AgentRuntime.AgentRuntime, (runtime) =>
+    Effect.map(Effect.zip(AgentRuntime.AgentRuntime, TraceLifecycle.TraceLifecycle), ([runtime, lifecycle]) =>
       // Raw: the body is read and decoded here, so that every way it can be bad answers 400 or 413 (see readJson).
       handlers.handleRaw("create", ({ request }) =>
         readJson(request, maxBodyBytes).pipe(
@@ -92,6 +110,9 @@ const runsLive = (maxBodyBytes: number) =>
               ? Effect.mapError(decodeRunRequest(body), (error) => Issues.fromParseError(error, "body"))
               : Effect.fail(new ApiError.BadRequest({ field: "body", message: "body: must be a JSON object" }))
           ),
+          Effect.flatMap(checkMetadata),
+          // The lifecycle record was created before the body was read: the metadata joins it now (best effort).
+          Effect.tap((run) => run.metadata === undefined ? Effect.void : lifecycle.annotate(run.metadata)),
           Effect.flatMap(runtime.run),
           Effect.catchTags({
             UpstreamError: (error) =>

@@ -15,6 +15,8 @@
  *   `error` = the error code for a status of 400 and up. All of them best effort (`TraceLifecycle` swallows failures
  *   behind the `trace-store` breaker), all before the response leaves, so a client that reads the trace next finds
  *   it finished.
+ * - A traced request whose client went away (the platform answers 499) has its server span marked
+ *   `ExecutionSpan.cancelled`, so its execution record is an error, `cancelled`, kept whatever the sampling rate.
  * - Every response carries `x-trace-id` and `traceparent` (the server span's id, flags `01` or the caller's sampled
  *   bit; never the W3C random flag), failures the app leaves to the server included.
  * - Metrics: `sg_http_requests_total` and `sg_http_request_duration_seconds`, by method, route and status.
@@ -23,7 +25,7 @@ import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import { CurrentTrace, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
+import { CurrentTrace, ExecutionSpan, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -127,6 +129,12 @@ const placeholderSpanId = (hex: string): string => {
 
 const cut = (value: string, max: number): string => (value.length > max ? value.slice(0, max) : value)
 
+/**
+ * The lifecycle fields the ingress writes itself (`method`, `route`, `platform`, `channel` at the start, `error` at
+ * the end): a request's own metadata may not use them, any more than the store's `TraceRecord.reservedFields`.
+ */
+export const ownFields: ReadonlySet<string> = new Set(["method", "route", "platform", "channel", "error"])
+
 const metadataOf = (request: HttpServerRequest.HttpServerRequest, path: string): Record<string, string> => {
   const metadata: Record<string, string> = { method: request.method, route: cut(path, 256) }
   const platform = headerOf(request, "x-sg-platform")
@@ -202,6 +210,8 @@ export const make = (
               const done = (response: HttpServerResponse.HttpServerResponse) => {
                 const status = response.status
                 span.attribute("http.response.status_code", status)
+                // The platform's 499: the client went away and the app was interrupted. The run's record says so.
+                if (record && status === 499) ExecutionSpan.cancelled(span)
                 const route = span.attributes.get("http.route")
                 const labels = labelsOf(request.method, typeof route === "string" ? route : "unmatched", status)
                 requests.unsafeUpdate(1, labels)

@@ -1,10 +1,11 @@
 // absolute dates: a fake watchdog's status, served as is; no store or clock reads it
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisClient } from "@sg/redis"
-import { TraceId, TraceStore, TraceWatchdog } from "@sg/trace"
+import { TraceId, TraceRecord, TraceStore, TraceWatchdog } from "@sg/trace"
 import { Duration, Effect, Layer, Option } from "effect"
 import * as Net from "node:net"
 import * as ApiError from "../src/ApiError.js"
+import * as Ingress from "../src/Ingress.js"
 import * as FakeRuntime from "./utils/FakeRuntime.js"
 import { mintedIdOf, traceHeadersOf } from "./utils/headers.js"
 import * as Prom from "./utils/promText.js"
@@ -138,6 +139,7 @@ layer(T.layerMemory, { excludeTestServices: true })("gateway over the memory sto
           state: "RECEIVED",
           fields: { method: "POST", route: "/v1/runs", platform: "telegram", channel: "dm" }
         },
+        { op: "annotate", id, fields: { observe: "true" } },
         { op: "transition", id, state: "INFERRING" },
         { op: "transition", id, state: "EGRESS" },
         { op: "finish", id, state: "COMPLETED" }
@@ -146,11 +148,52 @@ layer(T.layerMemory, { excludeTestServices: true })("gateway over the memory sto
       const store = yield* TraceStore.TraceStore
       const record = Option.getOrThrow(yield* store.get(id))
       expect(record.state).toBe("COMPLETED")
-      expect(record.fields).toEqual({ method: "POST", route: "/v1/runs", platform: "telegram", channel: "dm" })
+      expect(record.fields).toEqual({
+        method: "POST",
+        route: "/v1/runs",
+        platform: "telegram",
+        channel: "dm",
+        observe: "true"
+      })
       const ttl = Duration.toSeconds(Option.getOrThrow(yield* store.ttl(id)))
       expect(ttl).toBeGreaterThan(3590)
       expect(ttl).toBeLessThanOrEqual(3600)
       expect(yield* store.isActive(id)).toBe(false)
+    }))
+
+  it.effect("metadata lands in the lifecycle hash, values cut to 500 characters; sg's own fields are refused", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const metadata = { customer: "acme", empty: "", long: "é".repeat(499) + "😀" + "x", "user.tier": "gold" }
+      const answer = yield* T.postRun({ input: "with metadata", metadata }, { "x-sg-platform": "web" })
+      expect(answer.status).toBe(200)
+      const record = Option.getOrThrow(yield* store.get(mintedIdOf(answer)))
+      expect(record.state).toBe("COMPLETED")
+      expect(record.fields).toEqual({
+        method: "POST",
+        route: "/v1/runs",
+        platform: "web",
+        customer: "acme",
+        empty: "",
+        long: "é".repeat(499),
+        "user.tier": "gold"
+      })
+
+      const full = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`k${i}`.padEnd(64, "k"), "v"]))
+      const most = yield* T.postRun({ input: "32 keys of 64 characters", metadata: full })
+      expect(most.status).toBe(200)
+      expect(Object.keys(Option.getOrThrow(yield* store.get(mintedIdOf(most))).fields).length).toBe(32 + 2)
+
+      for (const name of [...TraceRecord.reservedFields, ...Ingress.ownFields]) {
+        const refused = yield* T.postRun({ input: "overwrite", metadata: { ok: "yes", [name]: "mine" } })
+        expect(refused.status, name).toBe(400)
+        expect(refused.json).toMatchObject({ error: "bad_request", field: `metadata.${name}` })
+        expect(refused.json.message).toMatch(new RegExp(`^metadata\\.${name}: `))
+        const lifecycle = Option.getOrThrow(yield* store.get(mintedIdOf(refused)))
+        expect(lifecycle.state).toBe("ERRORED")
+        expect(lifecycle.fields["error"]).toBe("bad_request")
+        expect(lifecycle.fields["ok"]).toBeUndefined()
+      }
     }))
 
   it.effect("lifecycle: ERRORED with the error code when the run fails or the request is bad", () =>
@@ -330,7 +373,7 @@ layer(T.layerMemory, { excludeTestServices: true })("gateway over the memory sto
       const count = Prom.find(metrics, "sg_http_request_duration_seconds_count", runLabels)
       expect(buckets.at(-1)!.value).toBe(count[0]!.value)
       expect(Prom.find(metrics, "sg_breaker_state", { breaker: "trace-store" })[0]!.value).toBe(0)
-      expect(Prom.find(metrics, "records_saved").length).toBe(1)
+      expect(Prom.find(metrics, "sg_records_saved_total").length).toBe(1)
     }))
 })
 

@@ -19,9 +19,12 @@ const gateway = T.make(TraceStore.layerRedis()).pipe(
 )
 
 layer(gateway, { excludeTestServices: true, timeout: "60 seconds" })("gateway over Redis", (it) => {
-  it.effect("a run's lifecycle hash: RECEIVED's metadata, COMPLETED, the terminal TTL, out of the active set", () =>
+  it.effect("a run's lifecycle hash: RECEIVED's fields, the request's metadata, COMPLETED, the terminal TTL", () =>
     Effect.gen(function*() {
-      const answer = yield* T.postRun({ input: "in redis" }, { "x-sg-platform": "slack", "x-sg-channel": "C042" })
+      const answer = yield* T.postRun(
+        { input: "in redis", metadata: { customer: "acme", note: "n".repeat(600) } },
+        { "x-sg-platform": "slack", "x-sg-channel": "C042" }
+      )
       expect(answer.status).toBe(200)
       const id = mintedIdOf(answer)
       const hash = yield* hashOf(id)
@@ -36,7 +39,9 @@ layer(gateway, { excludeTestServices: true, timeout: "60 seconds" })("gateway ov
         method: "POST",
         route: "/v1/runs",
         platform: "slack",
-        channel: "C042"
+        channel: "C042",
+        customer: "acme",
+        note: "n".repeat(500)
       })
       expect(Number(hash["updated_at"])).toBeGreaterThanOrEqual(Number(hash["created_at"]))
       const client = yield* RedisClient.RedisClient
@@ -44,7 +49,13 @@ layer(gateway, { excludeTestServices: true, timeout: "60 seconds" })("gateway ov
       expect(ttl).toBeGreaterThanOrEqual(3599)
       expect(ttl).toBeLessThanOrEqual(3600)
       expect(yield* redis((c) => c.sismember(client.key("traces", "active"), id))).toBe(0)
-      expect((yield* T.writesOf(id)).map((w) => w.state)).toEqual(["RECEIVED", "INFERRING", "EGRESS", "COMPLETED"])
+      expect((yield* T.writesOf(id)).map((w) => w.state ?? w.op)).toEqual([
+        "RECEIVED",
+        "annotate",
+        "INFERRING",
+        "EGRESS",
+        "COMPLETED"
+      ])
 
       const detail = yield* T.eventually(
         T.raw({ path: `/api/traces/${id}` }).pipe(

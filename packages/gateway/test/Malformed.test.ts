@@ -43,6 +43,10 @@ const tooLarge = (name: string, request: T.RawRequest): Case => ({
 const notFound = (name: string, request: T.RawRequest): Case => ({ name, request, status: 404, code: "not_found" })
 const get = (path: string): T.RawRequest => ({ path })
 const run = (body: unknown) => post(JSON.stringify(body))
+/** `n` objects nested in one another (`{"a":{"a":…1…}}`); `n` arrays likewise. */
+const objects = (n: number) => "{\"a\":".repeat(n) + "1" + "}".repeat(n)
+const arrays = (n: number) => "[".repeat(n) + "1" + "]".repeat(n)
+const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`key${i}`, "v"]))
 const badUtf8 = new Uint8Array([0x7b, 0x22, 0x69, 0x6e, 0x70, 0x75, 0x74, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d])
 
 const cases: ReadonlyArray<Case> = [
@@ -69,8 +73,34 @@ const cases: ReadonlyArray<Case> = [
     post("{\"input\":\"hi\",\"metadata\":{\"__proto__\":{\"polluted\":\"yes\"}}}"),
     "metadata.__proto__"
   ),
+  bad("metadata a string", run({ input: "hi", metadata: "a" }), "metadata"),
+  bad("metadata null", run({ input: "hi", metadata: null }), "metadata"),
+  bad("metadata value null", run({ input: "hi", metadata: { a: null } }), "metadata.a", "must be a string"),
+  bad("metadata value an object", run({ input: "hi", metadata: { a: { b: "c" } } }), "metadata.a"),
+  bad("metadata of 33 keys", run({ input: "hi", metadata: keys(33) }), "metadata", "at most 32 keys"),
+  bad("metadata with an empty key", run({ input: "hi", metadata: { "": "x" } }), "metadata.", "must not be empty"),
+  bad(
+    "metadata with a 65-character key",
+    run({ input: "hi", metadata: { ["k".repeat(65)]: "x" } }),
+    `metadata.${"k".repeat(64)}…`,
+    "at most 64 characters"
+  ),
+  bad("metadata naming the store's state", run({ input: "hi", metadata: { state: "COMPLETED" } }), "metadata.state"),
+  bad("metadata naming created_at", run({ input: "hi", metadata: { created_at: "0" } }), "metadata.created_at"),
+  bad("metadata naming the ingress's route", run({ input: "hi", metadata: { route: "/x" } }), "metadata.route"),
+  bad("metadata naming error", run({ input: "hi", metadata: { error: "none" } }), "metadata.error"),
   bad("invalid UTF-8", post(badUtf8), "body", "not valid UTF-8"),
-  bad("deeply nested JSON", post("[".repeat(200_000) + "]".repeat(200_000)), "body"),
+  bad("deeply nested JSON", post("[".repeat(200_000) + "]".repeat(200_000)), "body", "more than 64 levels"),
+  bad("input nesting 2,050 objects (10 KB)", post(`{"input":${objects(2050)}}`), "input", "more than 64 levels"),
+  bad("input nesting 100 objects", post(`{"input":${objects(100)}}`), "input", "more than 64 levels"),
+  bad("input nesting 10,000 objects", post(`{"input":${objects(10_000)}}`), "input", "more than 64 levels"),
+  bad("input nesting 100 arrays", post(`{"input":${arrays(100)}}`), "input", "more than 64 levels"),
+  bad("input nesting 10,000 arrays", post(`{"input":${arrays(10_000)}}`), "input", "more than 64 levels"),
+  bad("metadata nesting 100 objects", post(`{"input":"hi","metadata":${objects(100)}}`), "metadata", "levels"),
+  bad("an unknown field nesting 100 arrays", post(`{"input":"hi","extra":${arrays(100)}}`), "extra", "levels"),
+  bad("a body of 100 arrays", post(arrays(100)), "body", "more than 64 levels"),
+  bad("nesting 64 levels (the limit) is decoded", post(`{"input":${objects(63)}}`), "input", "Expected string"),
+  bad("nesting in a string does not count", run({ input: "{".repeat(10_000), metadata: "[" }), "metadata"),
   bad("text/plain", post("{\"input\":\"hi\"}", { "content-type": "text/plain" }), "content-type"),
   bad("a form", post("input=hi", { "content-type": "application/x-www-form-urlencoded" }), "content-type"),
   bad("multipart", post("--x--", { "content-type": "multipart/form-data; boundary=x" }), "content-type"),

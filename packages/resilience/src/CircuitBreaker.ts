@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as MetricKey from "effect/MetricKey"
+import * as MetricLabel from "effect/MetricLabel"
 import type * as MetricKeyType from "effect/MetricKeyType"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
@@ -130,6 +131,10 @@ const keys = {
   }),
   state: MetricKey.gauge("sg_breaker_state", {
     description: "circuit breaker state: 0 closed, 1 half-open, 2 open, 3 isolated"
+  }),
+  transitions: MetricKey.counter("sg_breaker_transitions_total", {
+    description: "circuit breaker state changes, by breaker, from and to (closed, open, half_open, isolated)",
+    incremental: true
   })
 }
 
@@ -139,7 +144,8 @@ export const metricLabel = "breaker"
 /**
  * The breakers' metrics, each tagged `breaker=<name>` (read one with
  * `Metric.value(Metric.tagged(metrics.calls, metricLabel, name))`). `calls` counts every call, rejected or not;
- * `failures` the counted ones, timeouts included; `state` is 0 closed, 1 half-open, 2 open, 3 isolated.
+ * `failures` the counted ones, timeouts included; `state` is 0 closed, 1 half-open, 2 open, 3 isolated;
+ * `transitions` counts state changes, tagged `from` and `to` as well.
  */
 export const metrics = {
   calls: Metric.fromMetricKey(keys.calls),
@@ -147,7 +153,8 @@ export const metrics = {
   failures: Metric.fromMetricKey(keys.failures),
   rejections: Metric.fromMetricKey(keys.rejections),
   timeouts: Metric.fromMetricKey(keys.timeouts),
-  state: Metric.fromMetricKey(keys.state)
+  state: Metric.fromMetricKey(keys.state),
+  transitions: Metric.fromMetricKey(keys.transitions)
 } as const
 
 /**
@@ -249,6 +256,11 @@ export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, In
         breaker = { name, policy, state: Machine.initial(policy), metrics: breakerMetrics(name) }
         breakers.set(name, breaker)
         breaker.metrics.state(stateGauge.closed)
+        // Every series of the breaker exists from its first call on, at 0 until something happens.
+        breaker.metrics.successes(0)
+        breaker.metrics.failures(0)
+        breaker.metrics.rejections(0)
+        breaker.metrics.timeouts(0)
       }
       return breaker
     }
@@ -261,6 +273,11 @@ export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, In
       const to = publicState(next)
       if (from === to) return undefined
       breaker.metrics.state(stateGauge[to])
+      metrics.transitions.unsafeUpdate(1, [
+        MetricLabel.make(metricLabel, breaker.name),
+        MetricLabel.make("from", from),
+        MetricLabel.make("to", to)
+      ])
       hub.unsafeOffer({ name: breaker.name, from, to, at: DateTime.unsafeMake(now) })
       const annotations = { breaker: breaker.name, from, to, failures: Machine.failuresOf(next) }
       const log = to === "open"

@@ -11,6 +11,8 @@
  *   another (a runtime's span around `LanguageModel.generateText`) is folded into the outer one, not counted twice.
  * - a breaker rejection: `sg.circuit = <breaker name>` on the rejected span (a `CircuitOpenError` failing the call
  *   is recognized by itself).
+ * - a cancelled request: `sg.cancelled = true` on the root span of a request whose client went away (`cancelled`):
+ *   its record is an error, `cancelled`, with what ran before, even when no agent run had started yet.
  */
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
@@ -30,6 +32,7 @@ export const Attributes = {
   input: "sg.input",
   output: "sg.output",
   circuit: "sg.circuit",
+  cancelled: "sg.cancelled",
   operation: "gen_ai.operation.name",
   system: "gen_ai.system",
   requestModel: "gen_ai.request.model",
@@ -153,3 +156,7 @@ export const output = (value: unknown): Effect.Effect<void> => Effect.annotateCu
 /** Marks the current span as rejected by the named circuit breaker. */
 export const circuitRejected = (breaker: string): Effect.Effect<void> =>
   Effect.annotateCurrentSpan(Attributes.circuit, breaker)
+
+/** Marks `span` (the root span of a request) as cancelled: its client went away before the answer. */
+export const cancelled = (span: { readonly attribute: (key: string, value: unknown) => void }): void =>
+  span.attribute(Attributes.cancelled, true)

@@ -6,13 +6,15 @@
  * Everything past collecting spans happens off the request path: a root's end puts its trace on a bounded ready list
  * and a writer fiber reduces, samples and saves, after a short grace period so spans that end just after their root
  * are in the record; a span that ends later still queues the trace again and the record is saved again with it.
- * Recording is best effort: a full list or a failing sink drops the record, counts it in `records_dropped` and logs
- * once per burst, never failing or slowing the traced effect. Closing the layer's scope flushes what is queued, within
- * `flushTimeout`. With `SG_RECORD=off` nothing is installed.
+ * Recording is best effort: a full list or a failing sink drops the record, counts it in `sg_records_dropped_total`
+ * and logs once per burst, never failing or slowing the traced effect. Closing the layer's scope flushes what is
+ * queued, within `flushTimeout`. With `SG_RECORD=off` nothing is installed.
  *
  * Status of calls and runs: `timeout` when the failure is a timeout (`TimeoutException`, or an error whose `_tag` says
  * timeout), `error` otherwise. An interruption (a call that lost a race, a request cancelled) is not a timeout: it is
- * `error` with the error text `interrupted` and `interrupted: true`.
+ * `error` with the error text `interrupted` and `interrupted: true`. A request whose client went away (its root span
+ * marked `ExecutionSpan.cancelled`) is an error `cancelled`, as are its interrupted runs, and like every error it is
+ * kept whatever the sampling rate.
  */
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -97,14 +99,23 @@ export type DropReason =
   | "reduce_failed"
   | "shutdown"
 
+const dropReasons: ReadonlyArray<DropReason> = [
+  "queue_full",
+  "store_failed",
+  "too_many_traces",
+  "invalid_trace_id",
+  "reduce_failed",
+  "shutdown"
+]
+
 /** Records lost, tagged with `reason` (a `DropReason`). */
-export const recordsDropped = Metric.counter("records_dropped", {
+export const recordsDropped = Metric.counter("sg_records_dropped_total", {
   description: "execution records lost: queue full, store failing, or shut down before they were saved",
   incremental: true
 })
 
 /** Records handed to the sink and saved. */
-export const recordsSaved = Metric.counter("records_saved", {
+export const recordsSaved = Metric.counter("sg_records_saved_total", {
   description: "execution records saved",
   incremental: true
 })
@@ -269,7 +280,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         if (inBurst) return Effect.void
         inBurst = true
         return Effect.logWarning(
-          `execution records dropped (${lastReason}); further drops are counted in records_dropped`,
+          `execution records dropped (${lastReason}); further drops are counted in sg_records_dropped_total`,
           lastCause
         ).pipe(Effect.annotateLogs({ reason: lastReason, dropped: n }))
       }
@@ -350,6 +361,10 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         Effect.annotateLogs({ package: "@sg/trace", fiber: "Recorder" })
       )
     )
+
+    // Every series exists from the start, at 0 until something is saved or dropped.
+    recordsSaved.unsafeUpdate(0, [])
+    for (const reason of dropReasons) recordsDropped.unsafeUpdate(0, labelsOf(reason))
 
     const inner = yield* Effect.tracer
     yield* Effect.withTracerScoped(ExecTracer.make(inner, hooks))

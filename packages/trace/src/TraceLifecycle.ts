@@ -29,6 +29,8 @@ export interface Service {
   ) => Effect.Effect<number | undefined>
   /** Moves the current trace (see `CurrentTrace`, and its opening) to `state`; nothing when there is none. */
   readonly transition: (state: State) => Effect.Effect<void>
+  /** Adds caller fields (metadata) to the current trace's record; nothing when there is none or `fields` is empty. */
+  readonly annotate: (fields: Readonly<Record<string, string>>) => Effect.Effect<void>
   /** Ends one request of the trace `id` (of `opening`, when given); the last one in flight ends the trace. */
   readonly finish: (
     id: TraceId,
@@ -122,6 +124,11 @@ export const make = (options?: Options): Effect.Effect<Service, never, TraceStor
             onSome: ({ opening, traceId }) =>
               Effect.asVoid(store.transition(traceId, state, { opening }).pipe(bestEffort("transition", traceId)))
           })),
+      annotate: (fields) =>
+        Effect.flatMap(CurrentTrace.traceId, (current) =>
+          Option.isNone(current) || Object.keys(fields).length === 0
+            ? Effect.void
+            : store.annotate(current.value, fields).pipe(bestEffort("annotate", current.value))),
       finish: (id, state, fields, opening) =>
         Effect.asVoid(store.finish(id, state, fields, { opening }).pipe(bestEffort("finish", id)))
     })

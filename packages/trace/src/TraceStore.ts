@@ -200,6 +200,15 @@ export interface Service {
     Finished,
     TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite | InvalidTraceInput | RedisError
   >
+  /**
+   * Adds caller fields (metadata) to an existing trace, atomically: a gone trace is `TraceNotFound` (no hash is
+   * created), and a name in `TraceRecord.reservedFields` is refused here and never written by the step itself, so
+   * the store's own fields cannot be overwritten. Any state, terminal included; `updated_at` is left as it is.
+   */
+  readonly annotate: (
+    id: TraceId,
+    fields: Readonly<Record<string, string>>
+  ) => Effect.Effect<void, TraceNotFound | InvalidTraceInput | RedisError>
   /** The trace's record; `None` once its hash is gone. */
   readonly get: (id: TraceId) => Effect.Effect<Option.Option<TraceRecord>, InvalidTraceRecord | RedisError>
   /** Time left before the trace's hash expires; `None` when it is gone (or has no TTL). */

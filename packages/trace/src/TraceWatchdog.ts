@@ -111,11 +111,11 @@ export const terminalRemovedTotal = Metric.counter("sg_watchdog_terminal_removed
   incremental: true
 })
 
-/** How long each sweep took, in milliseconds (1 ms to about 9 minutes). */
-export const sweepDurationMs = Metric.histogram(
-  "sg_watchdog_sweep_duration_ms",
-  MetricBoundaries.exponential({ start: 1, factor: 2, count: 20 }),
-  "wall time of one orphan sweep, in milliseconds"
+/** How long each sweep took, in seconds (buckets from 1 ms to about 9 minutes). */
+export const sweepDuration = Metric.histogram(
+  "sg_watchdog_sweep_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.001, factor: 2, count: 20 }),
+  "wall time of one orphan sweep, in seconds"
 )
 
 /** The size of the active set (SCARD) after the last sweep. */
@@ -192,12 +192,19 @@ export const make = (
       const started = yield* Clock.currentTimeMillis
       yield* Metric.increment(sweepsTotal)
       yield* store.sweepOrphans().pipe(Effect.matchCauseEffect({ onFailure: failed, onSuccess: succeeded }))
-      yield* Metric.update(sweepDurationMs, (yield* Clock.currentTimeMillis) - started)
+      yield* Metric.update(sweepDuration, ((yield* Clock.currentTimeMillis) - started) / 1000)
       yield* recordActive
     }).pipe(Effect.catchAllCause((cause) => Effect.logError("sweep bookkeeping failed", cause)))
 
     const loop = Effect.repeat(tick, Schedule.spaced(interval))
 
+    // The counters exist from the start, at 0, so a scrape sees them before the first sweep or failure.
+    yield* Effect.all([
+      Metric.incrementBy(sweepsTotal, 0),
+      Metric.incrementBy(sweepFailuresTotal, 0),
+      Metric.incrementBy(orphansRetiredTotal, 0),
+      Metric.incrementBy(missingRemovedTotal, 0)
+    ], { discard: true })
     yield* Effect.addFinalizer(() => annotate(Effect.logInfo("watchdog stopped")))
     yield* Effect.logInfo(`watchdog started: sweeping every ${every} while this process holds the ${leaseName} lease`)
     yield* election.runWhileLeader(leaseName, loop).pipe(

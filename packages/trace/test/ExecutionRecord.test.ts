@@ -1,7 +1,7 @@
 // absolute dates: schema and reduction checks of records that no store holds
 import { describe, expect, it } from "@effect/vitest"
 import { ExecutionRecord, ExecutionSpan, Redaction } from "@sg/trace"
-import { Effect, Option, Schema } from "effect"
+import { Effect, Fiber, Option, Schema } from "effect"
 import { type Limits, reduce, type RunIdentity, runKey } from "../src/internal/reduce.js"
 import { clip, cut } from "../src/internal/truncate.js"
 import { inTrace, spansOf, traceId } from "./utils/execRecording.js"
@@ -136,6 +136,48 @@ describe("ExecutionRecord reduction", () => {
         inference_calls: 6,
         tokens: { input: 1400, output: 140 }
       })
+    }))
+
+  it.effect("a request whose client went away: error cancelled, its interrupted run too; its call interrupted", () =>
+    Effect.gen(function*() {
+      const request = (body: Effect.Effect<void>) =>
+        Effect.useSpan("http.server POST", (span) =>
+          Effect.onInterrupt(Effect.withParentSpan(body, span), () => Effect.sync(() => ExecutionSpan.cancelled(span))))
+          .pipe(inTrace(traceId))
+      const stalled = Effect.gen(function*() {
+        yield* ExecutionSpan.usage({ input: 7, output: 3 }).pipe(ExecutionSpan.inference("m"))
+        yield* Effect.never.pipe(ExecutionSpan.tool("slow", { callId: "c-1", input: { n: 1 } }))
+      }).pipe(ExecutionSpan.agentRun({ agentId: "agent" }))
+      const interrupted = (effect: Effect.Effect<void>) =>
+        Effect.gen(function*() {
+          const fiber = yield* Effect.fork(effect)
+          yield* Effect.yieldNow()
+          yield* Effect.yieldNow()
+          yield* Fiber.interrupt(fiber)
+        })
+
+      const record = build(yield* spansOf(interrupted(request(stalled))))
+      expect(record).toMatchObject({ status: "error", error: "cancelled" })
+      expect(record.runs).toHaveLength(1)
+      expect(record.runs[0]).toMatchObject({ status: "error", error: "cancelled", interrupted: true, steps: 1 })
+      expect(record.runs[0]!.inference_calls[0]).toMatchObject({ status: "success", tokens: { input: 7, output: 3 } })
+      expect(record.runs[0]!.tool_calls[0]).toMatchObject({
+        tool: "slow",
+        status: "error",
+        error: "interrupted",
+        interrupted: true
+      })
+
+      // The run a root of its own beside the cancelled request (its parent the caller's span): cancelled still.
+      const beside = Effect.useSpan("http.server POST", (span) =>
+        Effect.onInterrupt(stalled, () => Effect.sync(() => ExecutionSpan.cancelled(span)))).pipe(inTrace(traceId))
+      expect(build(yield* spansOf(interrupted(beside)))).toMatchObject({ status: "error", error: "cancelled" })
+
+      // Cancelled before any agent ran: still a record, with no run.
+      const early = build(yield* spansOf(interrupted(request(Effect.never))))
+      expect(early).toMatchObject({ status: "error", error: "cancelled", runs: [] })
+      // Not cancelled and no agent ran: not a record.
+      expect(Option.isNone(reduce({ traceId, spans: yield* spansOf(request(Effect.void)) }))).toBe(true)
     }))
 
   it("refuses values that are not records", () => {

@@ -359,7 +359,7 @@ describe("Recorder", () => {
       expect(capture.records[0]!.trace_id).toBe(traceId)
     }))
 
-  it.effect("a failing store fails nothing: the loss is counted in records_dropped and logged once per burst", () =>
+  it.effect("a failing store fails nothing: the loss is counted (sg_records_dropped_total), logged once a burst", () =>
     Effect.gen(function*() {
       const lines: Array<LogLine> = []
       const failing = yield* Ref.make(true)

@@ -136,7 +136,7 @@ describe("TraceWatchdog (memory, TestClock)", () => {
         orphans: yield* counterValue(TraceWatchdog.orphansRetiredTotal),
         missing: yield* counterValue(TraceWatchdog.missingRemovedTotal),
         failures: yield* counterValue(TraceWatchdog.sweepFailuresTotal),
-        durations: (yield* Metric.value(TraceWatchdog.sweepDurationMs)).count
+        durations: (yield* Metric.value(TraceWatchdog.sweepDuration)).count
       }
       const a = yield* fleet.start("a")
       yield* TestClock.adjust("1 minute")
@@ -170,7 +170,7 @@ describe("TraceWatchdog (memory, TestClock)", () => {
       expect(yield* counterValue(TraceWatchdog.orphansRetiredTotal)).toBe(before.orphans + 1)
       expect(yield* counterValue(TraceWatchdog.missingRemovedTotal)).toBe(before.missing + 1)
       expect(yield* counterValue(TraceWatchdog.sweepFailuresTotal)).toBe(before.failures)
-      expect((yield* Metric.value(TraceWatchdog.sweepDurationMs)).count).toBe(before.durations + 8)
+      expect((yield* Metric.value(TraceWatchdog.sweepDuration)).count).toBe(before.durations + 8)
       expect((yield* Metric.value(TraceWatchdog.tracesActive)).value).toBe(1)
       yield* a.close
     }))

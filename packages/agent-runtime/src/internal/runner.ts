@@ -11,11 +11,13 @@ import { ExecutionSpan, type TraceId } from "@sg/trace"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Agent from "../Agent.js"
 import { type RunError, type RunResult, RunTimeout, UnknownAgent, UpstreamError } from "../AgentRuntime.js"
 import type * as Provider from "../Provider.js"
+import * as RuntimeMetrics from "../RuntimeMetrics.js"
 import { RunContext, type Service as RunContextService, SpawnRefused, type SpawnRequest } from "../RunContext.js"
 
 /** An agent ready to run: its tools built and its provider found. */
@@ -50,6 +52,17 @@ class StepLimitReached extends Schema.TaggedError<StepLimitReached>()("StepLimit
   steps: Schema.Int,
   message: Schema.String
 }) {}
+
+/** Runs `self` and hands its exit and how long it took (seconds, on `Clock`) to `observe`. */
+const timed = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  observe: (exit: Exit.Exit<A, E>, seconds: number) => void
+): Effect.Effect<A, E, R> =>
+  Effect.clockWith((clock) => {
+    const start = clock.unsafeCurrentTimeNanos()
+    return Effect.onExit(self, (exit) =>
+      Effect.sync(() => observe(exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)))
+  })
 
 /** The agent `name`, or `UnknownAgent` naming the known ones. */
 export const resolve = (env: Env, name: string): Effect.Effect<Resolved, UnknownAgent> => {
@@ -102,7 +115,8 @@ export const runAgent = (env: Env, run: RunInput): Effect.Effect<RunResult, RunE
         status: "error" as const,
         output: limit.message,
         steps: limit.steps
-      }))
+      })),
+    Effect.onExit((exit) => Effect.sync(() => RuntimeMetrics.recordRun(agent.name, RuntimeMetrics.runStatus(exit))))
   )
 }
 
@@ -192,9 +206,21 @@ const modelCall = (
   const breaker = `model:${provider.name}`
   const upstream = (message: string, cause: unknown) =>
     new UpstreamError({ provider: provider.name, message: `model provider "${provider.name}" ${message}`, cause })
-  return env.breakers.protect(breaker, { timeout: env.modelTimeout })(
+  const called = env.breakers.protect(breaker, { timeout: env.modelTimeout })(
     provider.languageModel.generateText({ prompt, toolkit: resolved.tools.toolkit, disableToolCallResolution: true })
-  ).pipe(
+  )
+  return timed(called, (exit, seconds) =>
+    exit._tag === "Success"
+      ? RuntimeMetrics.recordModelCall(provider.name, provider.model, "success", seconds, {
+        input: exit.value.usage.inputTokens ?? 0,
+        output: exit.value.usage.outputTokens ?? 0
+      })
+      : RuntimeMetrics.recordModelCall(
+        provider.name,
+        provider.model,
+        RuntimeMetrics.failedCallStatus(exit.cause),
+        seconds
+      )).pipe(
     Effect.catchAllDefect((defect) => Effect.fail(upstream("failed unexpectedly", defect))),
     Effect.tap((response) =>
       Effect.zipRight(
@@ -258,8 +284,18 @@ const toolCall = (
   const breaker = `tool:${call.name}`
   const result = (isFailure: boolean, value: unknown) =>
     Prompt.makePart("tool-result", { id: call.id, name: call.name, isFailure, result: value, providerExecuted: false })
-  return Effect.flatMap(encodeParams(tools.toolkit.tools[call.name], call.params), (params) =>
-    env.breakers.protect(breaker)(tools.handle(call.name, params)).pipe(
+  const tool = tools.toolkit.tools[call.name]
+  // Decoding the model's answer with the toolkit admits only the agent's tools; `other` bounds the labels anyway.
+  const label = tool === undefined ? RuntimeMetrics.otherTool : call.name
+  return Effect.flatMap(encodeParams(tool, call.params), (params) =>
+    timed(env.breakers.protect(breaker)(tools.handle(call.name, params)), (exit, seconds) =>
+      RuntimeMetrics.recordToolCall(
+        label,
+        exit._tag === "Success"
+          ? exit.value.isFailure ? "error" : "success"
+          : RuntimeMetrics.failedCallStatus(exit.cause),
+        seconds
+      )).pipe(
       Effect.tap((handled) => handled.isFailure ? Effect.void : ExecutionSpan.output(handled.encodedResult)),
       Effect.tapError((error) =>
         error instanceof CircuitOpenError ? ExecutionSpan.circuitRejected(breaker) : Effect.void

@@ -12,6 +12,10 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { Readable } from "node:stream"
 import { BadRequest, PayloadTooLarge } from "../ApiError.js"
+import { type Path, tooDeep } from "./depth.js"
+
+/** How deep a body may nest (objects and arrays, the body itself level 1); deeper is refused before parsing. */
+export const maxDepth = 64
 
 const tooLarge = (limit: number) =>
   new PayloadTooLarge({ limit_bytes: limit, message: `body is larger than ${limit} bytes` })
@@ -104,7 +108,25 @@ export const readBytes = (
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
-/** The body parsed as JSON: a JSON media type, at most `limit` bytes, valid UTF-8, non-empty, valid JSON. */
+const segment = (key: string | number): string =>
+  typeof key === "number" ? String(key) : key.length > 64 ? `${key.slice(0, 64)}…` : key
+
+/** Too deep: named by the body's field it happened in (`body` for an array), the path shown shortened. */
+const tooDeepError = (path: Path): BadRequest => {
+  const field = typeof path[0] === "string" ? segment(path[0]) : "body"
+  const shown = path.length <= 6
+    ? path.map(segment)
+    : [...path.slice(0, 3).map(segment), "…", ...path.slice(-2).map(segment)]
+  return new BadRequest({
+    field,
+    message: `${field}: nests more than ${maxDepth} levels deep (objects and arrays), at ${shown.join(".")}`
+  })
+}
+
+/**
+ * The body parsed as JSON: a JSON media type, at most `limit` bytes, valid UTF-8, non-empty, at most `maxDepth`
+ * levels deep, valid JSON.
+ */
 export const readJson = (
   request: HttpServerRequest.HttpServerRequest,
   limit: number
@@ -128,6 +150,8 @@ export const readJson = (
     if (text.trim() === "") {
       return Effect.fail(new BadRequest({ field: "body", message: "body is empty: expected a JSON object" }))
     }
+    const deep = tooDeep(text, maxDepth)
+    if (deep !== undefined) return Effect.fail(tooDeepError(deep))
     try {
       return Effect.succeed(JSON.parse(text) as unknown)
     } catch {

@@ -15,9 +15,9 @@ import * as FakeRuntime from "./FakeRuntime.js"
 
 /** One lifecycle write, as the store was asked for it. */
 export interface Write {
-  readonly op: "create" | "transition" | "finish"
+  readonly op: "create" | "annotate" | "transition" | "finish"
   readonly id: string
-  readonly state: string
+  readonly state?: string | undefined
   readonly fields?: Readonly<Record<string, string>> | undefined
 }
 
@@ -39,6 +39,7 @@ export const layerJournaled = <E, R>(inner: Layer.Layer<TraceStore.TraceStore, E
         ...store,
         create: (id, state, metadata) =>
           Effect.zipRight(note({ op: "create", id, state, fields: metadata }), store.create(id, state, metadata)),
+        annotate: (id, fields) => Effect.zipRight(note({ op: "annotate", id, fields }), store.annotate(id, fields)),
         transition: (id, state, options) =>
           Effect.zipRight(note({ op: "transition", id, state }), store.transition(id, state, options)),
         finish: (id, state, fields, options) =>

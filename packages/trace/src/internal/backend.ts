@@ -85,6 +85,15 @@ export interface Backend {
     terminalTtlSeconds: number,
     request: string | undefined
   ) => Effect.Effect<FinishResult, RedisError>
+  /**
+   * Atomically: refuse if the hash is gone (`false`, nothing created); else HSET the flat field/value pairs whose
+   * name is not one of `reserved` (`true`).
+   */
+  readonly annotate: (
+    id: string,
+    fields: ReadonlyArray<string>,
+    reserved: ReadonlyArray<string>
+  ) => Effect.Effect<boolean, RedisError>
   /** HGETALL; `undefined` when the hash is gone. */
   readonly read: (id: string) => Effect.Effect<Readonly<Record<string, string>> | undefined, RedisError>
   /** PTTL; `undefined` when the hash is gone or has no TTL. */

@@ -131,6 +131,16 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         keyspace.active.delete(id)
         return { _tag: "ended", state: final }
       }),
+    annotate: (id, fields, reserved) =>
+      atNow((now) => {
+        const entry = keyspace.live(id, now)
+        if (entry === undefined) return false
+        for (let i = 0; i + 1 < fields.length; i += 2) {
+          const name = fields[i]!
+          if (!reserved.includes(name) && !name.startsWith("req:")) entry.fields.set(name, fields[i + 1]!)
+        }
+        return true
+      }),
     read: (id) =>
       atNow((now) => {
         const entry = keyspace.live(id, now)

@@ -51,6 +51,11 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
             ? { _tag: "duplicate" }
             : refusedOf(reply)!
       ),
+    annotate: (id, fields, reserved) =>
+      Effect.map(
+        redis.eval(Scripts.annotate, [traceKey(id)], [reserved.length, ...reserved, ...fields]),
+        (found) => found === 1
+      ),
     read: (id) =>
       Effect.map(redis.use("HGETALL", (client) => client.hgetall(traceKey(id))), (hash) =>
         Object.keys(hash).length === 0 ? undefined : hash),

@@ -288,10 +288,11 @@ export const reduce = (input: Input, key: (run: RunIdentity) => string = runKey)
     }
     unattributed.calls.push(draft)
   }
-  if (runs.size === 0 && unattributed === undefined) return Option.none()
-
   let roots = input.spans.filter((s) => s.root)
   if (roots.length === 0) roots = input.spans.filter((s) => parentOf(s) === undefined)
+  // A request cancelled before any agent ran is still a record: its lifecycle says it failed.
+  const cancelled = roots.some(isCancelled)
+  if (runs.size === 0 && unattributed === undefined && !cancelled) return Option.none()
   const runIds = new Set(Array.from(runs.values(), (r) => r.runId))
 
   // The record's status: the worst of its roots (an HTTP 5xx answer counts) and of its top-level runs.
@@ -303,11 +304,15 @@ export const reduce = (input: Input, key: (run: RunIdentity) => string = runKey)
       statusError = outcome.error
     }
   }
+  // First, so that a cancelled request says `cancelled` whatever else was interrupted with it.
+  if (cancelled) consider(cancelledOutcome)
   for (const root of roots) consider(rootOutcome(root))
   const runOutcomes = new Map<RunDraft, Outcome>()
   for (const run of runs.values()) {
     const last = run.spans.reduce((a, b) => (b.endTime > a.endTime ? b : a))
-    const outcome = outcomeOf(last.exit)
+    const ended = outcomeOf(last.exit)
+    // Interrupted because the client went away: the run says why (its interrupted call still says `interrupted`).
+    const outcome = cancelled && ended.interrupted ? cancelledOutcome : ended
     runOutcomes.set(run, outcome)
     if (run.parentRunId === undefined || !runIds.has(run.parentRunId)) consider(outcome)
   }
@@ -386,7 +391,12 @@ const latest = (spans: ReadonlyArray<SpanData>): bigint =>
 const byStart = (a: { readonly span: SpanData }, b: { readonly span: SpanData }) =>
   a.span.startTime < b.span.startTime ? -1 : a.span.startTime > b.span.startTime ? 1 : 0
 
+const isCancelled = (span: SpanData): boolean => span.attributes.get(A.cancelled) === true
+
+const cancelledOutcome: Outcome = { status: "error", error: "cancelled", interrupted: true }
+
 const rootOutcome = (root: SpanData): Outcome => {
+  if (isCancelled(root)) return { status: "error", error: "cancelled" }
   const outcome = outcomeOf(root.exit)
   const httpStatus = count(root.attributes.get(A.httpStatus))
   if (outcome.status !== "success" || httpStatus === undefined || httpStatus < 500) return outcome

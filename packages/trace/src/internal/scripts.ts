@@ -198,3 +198,27 @@ return decisions
     Schema.Tuple(Schema.Literal("lease_lost"), Schema.NullOr(Schema.String), Schema.NullOr(Schema.String))
   )
 })
+
+/**
+ * KEYS: trace hash. ARGV: how many reserved names follow (n), the n names, then field/value pairs. Caller fields on
+ * an existing trace: refuses a gone trace (returns 0, and creates no hash); else HSETs every pair whose name is not
+ * reserved nor a request token (`req:...`) (returns 1), so the store's own fields are never overwritten, whatever
+ * the caller sends.
+ */
+export const annotate = RedisScript.make({
+  name: "sgTraceAnnotate",
+  numberOfKeys: 1,
+  lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(ARGV[1])
+local reserved = {}
+for i = 2, n + 1 do reserved[ARGV[i]] = true end
+for i = n + 2, #ARGV - 1, 2 do
+  if not reserved[ARGV[i]] and string.sub(ARGV[i], 1, 4) ~= 'req:' then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+`,
+  reply: Schema.Literal(0, 1)
+})

@@ -13,6 +13,7 @@ import * as Schema from "effect/Schema"
 import type { ExecutionStore } from "../ExecutionStore.js"
 import type { TraceId } from "../TraceId.js"
 import { FieldName, formatEpochSeconds, fromHash, isTerminal, Metadata, parseTimestamp, State } from "../TraceRecord.js"
+import { reservedFields } from "../TraceRecord.js"
 import type {
   CreateOptions,
   Finished,
@@ -245,6 +246,20 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
     }
   )
 
+  // Passed to the script as well: the atomic step itself never writes a reserved name, whatever got past validation.
+  const reserved = Array.from(reservedFields)
+  const annotate: Service["annotate"] = (id, fields) => {
+    const valid = validFields("metadata", fields)
+    if (Either.isLeft(valid)) return Effect.fail(valid.left)
+    if (valid.right.length === 0) return Effect.void
+    return Effect.flatMap(backend.annotate(id, valid.right, reserved), (found) =>
+      found
+        ? Effect.void
+        : Effect.fail(
+          new TraceNotFound({ trace_id: id, message: `trace ${id} does not exist (never created, or expired)` })
+        ))
+  }
+
   const get = Effect.fnUntraced(function*(id: TraceId) {
     const hash = yield* backend.read(id)
     if (hash === undefined) return Option.none()
@@ -316,6 +331,7 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
     create,
     transition,
     finish,
+    annotate,
     get,
     ttl: (id) => Effect.map(backend.ttlMillis(id), (ms) => Option.map(Option.fromNullable(ms), Duration.millis)),
     isActive: (id) => backend.isActive(id),

@@ -9,6 +9,7 @@ import { Lease } from "@sg/leader"
 import { Cause, Clock, DateTime, Duration, Effect, Exit, type Layer, Option, TestClock } from "effect"
 import { SweepHooks } from "../../src/internal/sweepHooks.js"
 import type * as TraceId from "../../src/TraceId.js"
+import * as TraceRecord from "../../src/TraceRecord.js"
 import * as TraceStore from "../../src/TraceStore.js"
 import { nextTraceId } from "./ids.js"
 import { withLogs } from "./logs.js"
@@ -93,6 +94,39 @@ export const conformance = <E, R>(
       expect(Option.map(record.updated_at, DateTime.toEpochMillis)).toEqual(Option.some(t0 + 5000))
       expect(record.fields).toEqual({ platform: "web" })
       expect(yield* store.isActive(id)).toBe(true)
+    }))
+
+  test("annotate: caller fields join an existing hash, never over the store's own; a gone trace is TraceNotFound", () =>
+    Effect.gen(function*() {
+      const store = yield* TraceStore.TraceStore
+      const kit = yield* StoreKit
+      const id = nextTraceId()
+      yield* store.create(id, "RECEIVED", { platform: "web" })
+      const before = yield* kit.readRaw(id)
+      yield* TestClock.adjust("3 seconds")
+      yield* store.annotate(id, { customer: "acme", platform: "api", empty: "" })
+      expect(yield* kit.readRaw(id)).toEqual({ ...before, customer: "acme", platform: "api", empty: "" })
+      yield* store.annotate(id, {})
+      for (const name of TraceRecord.reservedFields) {
+        const error = yield* Effect.flip(store.annotate(id, { ok: "no", [name]: "overwritten" }))
+        expect(error, name).toMatchObject({ _tag: "InvalidTraceInput", field: name })
+        expect(error.message).toContain(name)
+      }
+      expect(yield* kit.readRaw(id)).toEqual({ ...before, customer: "acme", platform: "api", empty: "" })
+      expect((yield* Effect.flip(store.annotate(id, { bad: 1 } as never)))._tag).toBe("InvalidTraceInput")
+
+      yield* store.finish(id, "COMPLETED")
+      yield* store.annotate(id, { late: "yes" })
+      const finished = yield* recordOf(id)
+      expect(finished.state).toBe("COMPLETED")
+      expect(finished.fields["late"]).toBe("yes")
+      expect(yield* store.isActive(id)).toBe(false)
+
+      const gone = nextTraceId()
+      const missing = yield* Effect.flip(store.annotate(gone, { customer: "acme" }))
+      expect(missing).toMatchObject({ _tag: "TraceNotFound", trace_id: gone })
+      expect(yield* kit.readRaw(gone)).toBeUndefined()
+      expect(yield* store.isActive(gone)).toBe(false)
     }))
 
   test("transition or finish of an unknown trace is TraceNotFound naming it", () =>
