@@ -199,13 +199,13 @@ export const make = (
           // One context for everything the request runs: the server span as parent, the trace (and the lifecycle
           // opening this request belongs to) as CurrentTrace.
           const base = Context.make(Tracer.ParentSpan, span)
-          const contextOf = (opening: number | undefined) =>
-            Context.add(base, CurrentTrace.CurrentTrace, { traceId, opening })
+          const contextOf = (lane: CurrentTrace.RequestLane | undefined) =>
+            Context.add(base, CurrentTrace.CurrentTrace, { traceId, lane })
 
           return Effect.clockWith((clock) => {
             const start = clock.unsafeCurrentTimeNanos()
-            const serve = (opening: number | undefined) => {
-              const extra = contextOf(opening)
+            const serve = (lane: CurrentTrace.RequestLane | undefined) => {
+              const extra = contextOf(lane)
               const inTrace = <A, E1, R1>(effect: Effect.Effect<A, E1, R1>) => Effect.provide(effect, extra)
               const done = (response: HttpServerResponse.HttpServerResponse) => {
                 const status = response.status
@@ -216,13 +216,13 @@ export const make = (
                 const labels = labelsOf(request.method, typeof route === "string" ? route : "unmatched", status)
                 requests.unsafeUpdate(1, labels)
                 requestDuration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)
-                return record
+                return lane !== undefined
                   ? inTrace(
                     Effect.zipRight(
                       lifecycle.transition("EGRESS"),
                       status < 400
-                        ? lifecycle.finish(traceId, "COMPLETED", undefined, opening)
-                        : lifecycle.finish(traceId, "ERRORED", { error: errorCodeOf(response) }, opening)
+                        ? lifecycle.finish(lane, "COMPLETED")
+                        : lifecycle.finish(lane, "ERRORED", { error: errorCodeOf(response) })
                     )
                   )
                   : Effect.void

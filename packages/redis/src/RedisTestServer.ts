@@ -42,6 +42,10 @@ export interface Service {
   readonly stop: Effect.Effect<void, RedisServerFailed>
   /** Starts it again on the same port, with an empty dataset (private servers only). */
   readonly start: Effect.Effect<void, RedisServerFailed>
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers (private servers only). */
+  readonly pause: Effect.Effect<void, RedisServerFailed>
+  /** Lets a paused server go on (SIGCONT). */
+  readonly resume: Effect.Effect<void, RedisServerFailed>
 }
 
 /** The test Redis server. */
@@ -118,7 +122,22 @@ const makeSpawned: Effect.Effect<Service, RedisServerFailed | RedisServerNotFoun
     Effect.asVoid,
     Effect.catchTag("RedisServerNotFound", (e) => Effect.fail(new RedisServerFailed({ message: e.message })))
   )
-  return { url: `redis://127.0.0.1:${port}`, prefix: "sg", external: false, stop, start }
+  const signal = (name: NodeJS.Signals) =>
+    Effect.suspend(() =>
+      child === undefined
+        ? Effect.fail(new RedisServerFailed({ message: `the server is stopped: cannot send it ${name}` }))
+        : Effect.sync(() => void child!.kill(name))
+    )
+  yield* Effect.addFinalizer(() => Effect.ignore(signal("SIGCONT")))
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    prefix: "sg",
+    external: false,
+    stop,
+    start,
+    pause: signal("SIGSTOP"),
+    resume: signal("SIGCONT")
+  }
 })
 
 const makeExternal = (url: string): Effect.Effect<Service, never, Scope.Scope> =>
@@ -144,7 +163,7 @@ const makeExternal = (url: string): Effect.Effect<Service, never, Scope.Scope> =
     const unsupported = Effect.fail(
       new RedisServerFailed({ message: "this test stops and starts Redis: it needs a private redis-server, not REDIS_URL" })
     )
-    return { url, prefix, external: true, stop: unsupported, start: unsupported }
+    return { url, prefix, external: true, stop: unsupported, start: unsupported, pause: unsupported, resume: unsupported }
   })
 
 /** A private `redis-server` on a free port, always (for tests that stop and start it). */

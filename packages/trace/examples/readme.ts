@@ -17,13 +17,13 @@ const shout = (input: string) =>
   Effect.gen(function*() {
     const id = yield* (yield* TraceIdGenerator.TraceIdGenerator).next
     const lifecycle = yield* TraceLifecycle.TraceLifecycle
-    yield* lifecycle.begin(id, { channel: "cli" }) // RECEIVED: hash, failsafe TTL, active set
+    const request = yield* lifecycle.begin(id, { channel: "cli" }) // RECEIVED: hash, failsafe TTL, active set
     const output = yield* Effect.succeed(input.toUpperCase()).pipe(
       ExecutionSpan.tool("upper", { input }), // a tool call of...
       ExecutionSpan.agentRun({ agentId: "shouter" }), // ...one agent run, in...
       Effect.withParentSpan(Tracer.externalSpan({ traceId: TraceId.toHex(id), spanId: TraceId.toHex(id).slice(16) }))
     ) // ...the trace `id` (the gateway's ingress does this for every request)
-    yield* lifecycle.finish(id, "COMPLETED") // terminal TTL, out of the active set
+    yield* lifecycle.finish(request, "COMPLETED") // terminal TTL, out of the active set
     return { id, output }
   })
 
@@ -34,7 +34,7 @@ const program = Effect.gen(function*() {
   yield* (yield* Recorder.Recorder).flush // records are saved off the request path: flush before reading one
   console.log(yield* store.get(id)) // Some(TraceRecord { state: "COMPLETED", created_at, updated_at, fields })
   console.log(yield* store.getExecution(id)) // Some({ trace_id, status: "success", runs: [{ agent_id: "shouter" }] })
-  console.log(yield* store.sweepOrphans()) // { scanned, removed_missing, orphaned, skipped_unreadable, duration_ms }
+  console.log(yield* store.sweepOrphans()) // { scanned, removed_missing, removed_terminal, orphaned, ... }
   console.log(yield* (yield* TraceWatchdog.TraceWatchdog).status) // { leader: true, epoch: 1, last_sweep }
 })
 

@@ -10,12 +10,21 @@ import type { TraceId } from "./TraceId.js"
 /** The current request's trace. */
 export class CurrentTrace extends Context.Tag("@sg/trace/CurrentTrace")<CurrentTrace, {
   readonly traceId: TraceId
-  /**
-   * The opening of the trace's lifecycle this request belongs to (what `TraceLifecycle.begin` returned), so its
-   * later writes are refused once the trace has been reopened by another request; absent when none was written.
-   */
-  readonly opening?: number | undefined
+  /** This request's lifecycle writes (what `TraceLifecycle.begin` gave); absent when it has no lifecycle record. */
+  readonly lane?: RequestLane | undefined
 }>() {}
+
+/**
+ * One request of a trace, as its lifecycle writes know it: a trace id may arrive on several requests, and each
+ * request's writes go in order, under its own token, into the opening of the trace its `create` landed in.
+ */
+export interface RequestLane {
+  readonly traceId: TraceId
+  /** The request's token, unique among the trace's requests; none for writes made outside a request. */
+  readonly request: string | undefined
+  /** The opening of the trace this request belongs to, once its `create` has landed. */
+  readonly opening: number | undefined
+}
 
 /** The current trace id, if a request is being served. */
 export const traceId: Effect.Effect<Option.Option<TraceId>> = Effect.map(
@@ -23,6 +32,6 @@ export const traceId: Effect.Effect<Option.Option<TraceId>> = Effect.map(
   Option.map((trace) => trace.traceId)
 )
 
-/** Runs `self` as part of the trace `id` (and of its lifecycle's `opening`, when known). */
-export const withTraceId = (id: TraceId, opening?: number) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
-  Effect.provideService(self, CurrentTrace, { traceId: id, opening })
+/** Runs `self` as part of the trace `id` (and of a request's lifecycle `lane`, when it has one). */
+export const withTraceId = (id: TraceId, lane?: RequestLane) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
+  Effect.provideService(self, CurrentTrace, { traceId: id, lane })

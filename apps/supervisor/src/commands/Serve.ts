@@ -26,7 +26,7 @@ import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { AgentRuntime, Provider } from "@sg/agent-runtime"
 import { Gateway } from "@sg/gateway"
-import { CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
+import { BreakerPolicy, CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
 import { type InvalidTraceInput, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer } from "effect"
 import * as Http from "node:http"
@@ -128,9 +128,21 @@ const announce = (tracked: Tracked, grace: Duration.Duration) =>
     yield* Effect.addFinalizer(() => drain(tracked, grace))
   }))
 
+/**
+ * The breakers (`SG_BREAKER_THRESHOLD`, `SG_BREAKER_COOLDOWN`), the trace store's own with its short cool-down
+ * (`SG_STORE_BREAKER_COOLDOWN`, 1 second): it recovers as soon as Redis answers again.
+ */
+export const breakersLayer = Layer.unwrapEffect(
+  Effect.map(
+    Config.all([BreakerPolicy.config, TraceLifecycle.storeBreakerCooldown]),
+    ([defaults, storeCooldown]) =>
+      CircuitBreaker.layer({ ...defaults, policies: TraceLifecycle.breakerPolicy(storeCooldown) })
+  )
+)
+
 /** The agent runtime, lifecycle writes and trace ids over one set of breakers, on the backend `REDIS_URL` picks. */
-export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifecycle.layer()).pipe(
-  Layer.provideMerge(Layer.mergeAll(CircuitBreaker.layerConfig, TraceIdGenerator.layer)),
+export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifecycle.layerConfig).pipe(
+  Layer.provideMerge(Layer.mergeAll(breakersLayer, TraceIdGenerator.layer)),
   Layer.provideMerge(Environment.backendLayer)
 )
 

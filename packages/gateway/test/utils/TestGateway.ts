@@ -37,8 +37,11 @@ export const layerJournaled = <E, R>(inner: Layer.Layer<TraceStore.TraceStore, E
       const note = (write: Write) => Effect.sync(() => void journal.push(write))
       return TraceStore.TraceStore.of({
         ...store,
-        create: (id, state, metadata) =>
-          Effect.zipRight(note({ op: "create", id, state, fields: metadata }), store.create(id, state, metadata)),
+        create: (id, state, metadata, options) =>
+          Effect.zipRight(
+            note({ op: "create", id, state, fields: metadata }),
+            store.create(id, state, metadata, options)
+          ),
         annotate: (id, fields) => Effect.zipRight(note({ op: "annotate", id, fields }), store.annotate(id, fields)),
         transition: (id, state, options) =>
           Effect.zipRight(note({ op: "transition", id, state }), store.transition(id, state, options)),

@@ -1,0 +1,178 @@
+/**
+ * The machinery under `TraceLifecycle`: each request's writes run in order on a lane of their own, the request waits
+ * for them at most a deadline (on `Clock`: once one write of a lane has missed it, the lane's later writes go on
+ * without the request waiting), and a write the store could not take (an outage, or the trace store's
+ * breaker open) goes to a bounded queue that one fiber replays, in order, once the store answers again. A request's
+ * writes after a queued one queue behind it, so a trace's `create`, transitions and `finish` always land in order;
+ * each carries the request's token, so a write that landed although its reply was lost counts once when replayed.
+ */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Metric from "effect/Metric"
+import type * as Scope from "effect/Scope"
+import type { RequestLane } from "../CurrentTrace.js"
+import type { TraceId } from "../TraceId.js"
+
+/** The outcome of one attempt at a write. */
+export type Attempt = "done" | "refused" | "outage"
+
+/** A write of a lane: the operation's name (for metrics and logs) and one attempt at it, given the lane. */
+export interface Write {
+  readonly operation: string
+  readonly attempt: (lane: Lane) => Effect.Effect<Attempt>
+}
+
+/** One request's lane: its trace, its token, the opening its `create` got, and what of it is still pending. */
+export class Lane implements RequestLane {
+  opening: number | undefined = undefined
+  /** Completes when the lane's last submitted write has been attempted (or queued). */
+  tail: Deferred.Deferred<void> | undefined = undefined
+  /** Writes of this lane waiting in the replay queue. */
+  queued = 0
+  /** Whether a write of this lane missed the deadline: the request has waited its share, the rest go unwaited. */
+  detached = false
+  constructor(readonly traceId: TraceId, readonly request: string | undefined) {}
+}
+
+/** What the writer holds right now. */
+export interface Stats {
+  /** Writes waiting for the store to come back. */
+  readonly queued: number
+  /** Writes that missed a request's deadline and are still running. */
+  readonly running: number
+}
+
+/** Writes that did not reach the store in time for their request, and went on in the background. */
+export const writesDeferred = Metric.counter("sg_lifecycle_writes_deferred_total", {
+  description: "trace lifecycle writes that outlasted SG_LIFECYCLE_DEADLINE and finished in the background",
+  incremental: true
+})
+
+/** Writes queued because the store was away, and replayed from the queue once it answered. */
+export const writesReplayed = Metric.counter("sg_lifecycle_writes_replayed_total", {
+  description: "trace lifecycle writes replayed from the queue once the trace store answered again",
+  incremental: true
+})
+
+/** Writes waiting in the replay queue. */
+export const queueDepth = Metric.gauge("sg_lifecycle_queue_depth", {
+  description: "trace lifecycle writes waiting for the trace store to come back"
+})
+
+/** The writer's settings. */
+export interface Settings {
+  readonly deadline: Duration.Duration
+  readonly capacity: number
+  /** How long the replayer waits before trying the head of the queue again after an outage. */
+  readonly retry: Duration.Duration
+  /** Called for each write lost: dropped because the queue was full, or left in it at shutdown. */
+  readonly lost: (operation: string, reason: "queue_full" | "shutdown", lane: Lane) => Effect.Effect<void>
+}
+
+/** The writer: `submit` runs a write of a lane, `flush` replays what is queued, `stats` counts. */
+export interface Writer {
+  readonly submit: (lane: Lane, write: Write) => Effect.Effect<void>
+  readonly flush: (within: Duration.Duration) => Effect.Effect<void>
+  readonly stats: Effect.Effect<Stats>
+}
+
+interface Queued {
+  readonly lane: Lane
+  readonly write: Write
+}
+
+/** A writer whose background fibers live in `scope`. */
+export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const queue: Array<Queued> = []
+    const wake = yield* Effect.makeLatch(false)
+    // One replay at a time (the replayer, or a flush): the head is attempted once and shifted once.
+    const replaying = yield* Effect.makeSemaphore(1)
+    let running = 0
+
+    const enqueue = (lane: Lane, write: Write): Effect.Effect<void> => {
+      if (queue.length >= settings.capacity) return settings.lost(write.operation, "queue_full", lane)
+      queue.push({ lane, write })
+      lane.queued++
+      queueDepth.unsafeUpdate(queue.length, [])
+      return wake.open
+    }
+
+    // One attempt, or straight to the queue when an earlier write of the lane is waiting there (order per trace).
+    const run = (lane: Lane, write: Write): Effect.Effect<void> =>
+      lane.queued > 0
+        ? enqueue(lane, write)
+        : Effect.flatMap(write.attempt(lane), (outcome) => outcome === "outage" ? enqueue(lane, write) : Effect.void)
+
+    const submit: Writer["submit"] = (lane, write) =>
+      Effect.gen(function*() {
+        const previous = lane.tail
+        const done = yield* Deferred.make<void>()
+        lane.tail = done
+        const chained = previous === undefined ? run(lane, write) : Effect.zipRight(Deferred.await(previous), run(lane, write))
+        const fiber = yield* chained.pipe(
+          Effect.ensuring(Deferred.succeed(done, undefined)),
+          Effect.forkIn(scope)
+        )
+        const inTime = lane.detached ? false : yield* Fiber.await(fiber).pipe(
+          Effect.timeoutTo({ duration: settings.deadline, onSuccess: () => true, onTimeout: () => false })
+        )
+        if (!inTime) {
+          lane.detached = true
+          writesDeferred.unsafeUpdate(1, [])
+          running++
+          yield* Effect.forkIn(Effect.ensuring(Fiber.await(fiber), Effect.sync(() => void running--)), scope)
+        }
+      })
+
+    // The replayer: the head of the queue until it lands (or is refused), then the next; an outage waits and retries.
+    const replayHead = replaying.withPermits(1)(Effect.suspend(() => {
+      const head = queue[0]
+      if (head === undefined) return Effect.succeed(false)
+      return Effect.map(head.write.attempt(head.lane), (outcome) => {
+        if (outcome === "outage") return true
+        queue.shift()
+        head.lane.queued--
+        queueDepth.unsafeUpdate(queue.length, [])
+        writesReplayed.unsafeUpdate(1, [])
+        return false
+      })
+    }))
+    const replayer = Effect.gen(function*() {
+      yield* wake.await
+      yield* wake.close
+      while (queue.length > 0) {
+        const blocked = yield* replayHead
+        if (blocked) yield* Clock.sleep(settings.retry)
+      }
+    }).pipe(
+      Effect.catchAllCause((cause) => Effect.logError("lifecycle replay failed", Cause.squash(cause))),
+      Effect.forever,
+      Effect.annotateLogs({ package: "@sg/trace", fiber: "TraceLifecycle" })
+    )
+    yield* Effect.forkIn(Effect.interruptible(replayer), scope)
+
+    const flush: Writer["flush"] = (within) =>
+      Effect.gen(function*() {
+        const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(within)
+        // Writes past their request's deadline either land or join the queue: wait for them first.
+        while (running > 0 && (yield* Clock.currentTimeMillis) < deadline) yield* Clock.sleep(Duration.millis(10))
+        while (queue.length > 0 && (yield* Clock.currentTimeMillis) < deadline) {
+          const blocked = yield* replayHead
+          if (blocked) yield* Clock.sleep(settings.retry)
+        }
+        const left = queue.splice(0)
+        for (const { lane, write } of left) {
+          lane.queued--
+          yield* settings.lost(write.operation, "shutdown", lane)
+        }
+        queueDepth.unsafeUpdate(0, [])
+      })
+
+    return { submit, flush, stats: Effect.sync(() => ({ queued: queue.length, running })) }
+  })
