@@ -84,7 +84,8 @@ describe("TraceLifecycle", () => {
       const store = yield* TraceStore.TraceStore
       const id = nextTraceId()
       yield* setMode("stalled")
-      const fiber = yield* Effect.fork(request(id))
+      // Uninterruptible, as the HTTP server runs its middleware: the deadline must hold there too.
+      const fiber = yield* Effect.fork(Effect.uninterruptible(request(id)))
       yield* TestClock.adjust("49 millis")
       expect(fiber.unsafePoll()).toBeNull()
       yield* TestClock.adjust("1 millis")

@@ -2,7 +2,7 @@
  * Raw HTTP for process-level tests: requests with `node:http` (so method, path, headers and body bytes go out as
  * given), each on a connection of its own, and a request whose body is sent in two halves with a pause between them.
  */
-import { Deferred, Effect, type Scope } from "effect"
+import { Deferred, type Duration, Effect, type Scope } from "effect"
 import * as Http from "node:http"
 
 /** What a request got back. */
@@ -20,6 +20,8 @@ export interface Request {
   readonly path: string
   readonly headers?: Readonly<Record<string, string>>
   readonly body?: string | Uint8Array
+  /** How long the answer may take before the call fails (30 seconds): a hang fails instead of waiting forever. */
+  readonly timeout?: Duration.DurationInput
 }
 
 const parse = (text: string): unknown => {
@@ -58,7 +60,12 @@ export const request = (port: number, request: Request): Effect.Effect<Answer, E
     if (request.body === undefined) req.end()
     else req.end(request.body)
     return Effect.sync(() => req.destroy())
-  })
+  }).pipe(
+    Effect.timeoutFail({
+      duration: request.timeout ?? "30 seconds",
+      onTimeout: () => new Error(`${request.method ?? "GET"} ${request.path} got no answer in time`)
+    })
+  )
 
 /** A JSON `POST /v1/runs`. */
 export const postRun = (port: number, body: unknown, headers?: Readonly<Record<string, string>>) =>

@@ -119,7 +119,9 @@ export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Sco
           Effect.ensuring(Deferred.succeed(done, undefined)),
           Effect.forkIn(scope)
         )
+        // Interruptible: the server runs its middleware uninterruptibly, and a timeout must be able to stop waiting.
         const inTime = lane.detached ? false : yield* Fiber.await(fiber).pipe(
+          Effect.interruptible,
           Effect.timeoutTo({ duration: settings.deadline, onSuccess: () => true, onTimeout: () => false })
         )
         if (!inTime) {
