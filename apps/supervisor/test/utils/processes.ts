@@ -38,7 +38,7 @@ export const spawnSg = (
   Effect.acquireRelease(
     Effect.gen(function*() {
       const ended = yield* Deferred.make<Ended>()
-      const child = spawn(process.execPath, ["--import", "tsx", "apps/supervisor/src/bin.ts", ...args], {
+      const child = spawn(process.execPath, ["--conditions=@sg/source", "--import", "tsx", "apps/supervisor/src/bin.ts", ...args], {
         cwd: root,
         env: { ...process.env, ...env },
         stdio: ["ignore", "pipe", "pipe"]
