@@ -9,7 +9,8 @@
  */
 import { createHash, randomUUID } from "node:crypto"
 import { performance } from "node:perf_hooks"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore } from "@sg/trace"
 import { Effect, Layer, Logger, ManagedRuntime } from "effect"
 import * as TraceStoreScripts from "../packages/trace/src/internal/scripts.js"

@@ -9,7 +9,8 @@
  * the machine falls on each alike. `BENCH_MS` sets the time per row and concurrency (default 2000).
  */
 import { randomUUID } from "node:crypto"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore } from "@sg/trace"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import type { TraceId } from "@sg/trace"

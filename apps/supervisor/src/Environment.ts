@@ -4,6 +4,7 @@
  * other replicas). Configuration errors are `ConfigError`s naming the variable.
  */
 import { InvalidLeaseConfig, LeaderElection } from "@sg/leader"
+import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
 import { RedisClient } from "@sg/redis"
 import { type InvalidTraceInput, TraceStore, TraceWatchdog } from "@sg/trace"
 import {
@@ -96,7 +97,7 @@ export const leaderLayer: Layer.Layer<LeaderElection.LeaderElection, ConfigError
     const selected = yield* backend
     const ttl = yield* leaseTtl
     return selected.kind === "redis"
-      ? Layer.provide(LeaderElection.layerRedis({ ttl }), redisClient)
+      ? Layer.provide(LeaseStoreRedis.layer({ ttl }), redisClient)
       : LeaderElection.layerMemory({ ttl })
   })
 ).pipe(Layer.mapError(leaseTtlError))

@@ -1,6 +1,7 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { LeaderElection } from "@sg/leader"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore, TraceWatchdog } from "@sg/trace"
 import * as Environment from "@sg/supervisor/Environment"
 import { ConfigProvider, Effect, Layer, Logger, Schedule } from "effect"

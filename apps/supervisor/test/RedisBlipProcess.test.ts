@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { Clock, Duration, Effect, Fiber, Layer, Ref } from "effect"
 import * as Http from "./utils/http.js"
 import { startServe } from "./utils/serve.js"

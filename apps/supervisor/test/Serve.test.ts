@@ -1,5 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { Environment, Serve } from "@sg/supervisor"
 import { TraceStore, TraceWatchdog } from "@sg/trace"
 import * as HttpServer from "@effect/platform/HttpServer"

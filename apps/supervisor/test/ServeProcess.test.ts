@@ -1,5 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { Context, Effect, Layer, Option, type Scope } from "effect"
 import * as Http from "./utils/http.js"
 import { ended, outputs, pidOfToken, spawnSg, waitFor, waitUntil } from "./utils/processes.js"

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore } from "@sg/trace"
 import { Effect, Layer, Schema } from "effect"
 import { ended, now, spawnSg } from "./utils/processes.js"

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { Effect, Layer, Option } from "effect"
 import {
   type Child,

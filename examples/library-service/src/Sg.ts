@@ -4,13 +4,14 @@
  * watchdog under leader election. Every setting comes from the environment (`SG_*`, DESIGN.md's defaults).
  */
 import { LeaderElection } from "@sg/leader"
+import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
 import { RedisClient } from "@sg/redis"
 import { CircuitBreaker } from "@sg/resilience"
 import { Recorder, TraceIdGenerator, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
 import { Config, Effect, Layer, Option } from "effect"
 
 /** Traces and leases in Redis (`REDIS_URL`, keys under `SG_KEY_PREFIX`). */
-export const Redis = Layer.mergeAll(TraceStore.layerRedisConfig, LeaderElection.layerRedis()).pipe(
+export const Redis = Layer.mergeAll(TraceStore.layerRedisConfig, LeaseStoreRedis.layer()).pipe(
   Layer.provide(RedisClient.layerConfig)
 )
 

@@ -33,10 +33,14 @@ const marker = /<!-- snippet: (\S+) -->\n(?:```ts\n([\s\S]*?)^```$)?/gm
 const snippetsOf = (readme: string): Array<Snippet> =>
   Array.from(readme.matchAll(marker), (match) => ({ file: match[1]!, code: match[2] }))
 
-const includes = (dir: string): ReadonlyArray<string> => {
-  const tsconfig = JSON.parse(fs.readFileSync(path.join(root, dir, "tsconfig.json"), "utf8")) as { include?: unknown }
-  return Array.isArray(tsconfig.include) ? tsconfig.include.filter((entry) => typeof entry === "string") : []
-}
+/** What a package's type check covers: the `include` of its source and test projects. */
+const includes = (dir: string): ReadonlyArray<string> =>
+  ["tsconfig.src.json", "tsconfig.test.json"].flatMap((name) => {
+    const file = path.join(root, dir, name)
+    if (!fs.existsSync(file)) return []
+    const tsconfig = JSON.parse(fs.readFileSync(file, "utf8")) as { include?: unknown }
+    return Array.isArray(tsconfig.include) ? tsconfig.include.filter((entry) => typeof entry === "string") : []
+  })
 
 describe("README snippets", () => {
   it("the READMEs of the libraries and the example each have a checked snippet", () => {

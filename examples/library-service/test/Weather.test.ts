@@ -1,7 +1,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { RedisTestServer } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { CircuitBreaker } from "@sg/resilience"
 import { ExecutionRecord, Recorder, TraceId, TraceIdGenerator, TraceStore, TraceWatchdog } from "@sg/trace"
 import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Ref, TestClock } from "effect"

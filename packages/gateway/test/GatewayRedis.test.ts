@@ -1,5 +1,6 @@
 import { expect, layer } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { CircuitBreaker } from "@sg/resilience"
 import { TraceLifecycle, TraceStore } from "@sg/trace"
 import { Clock, Effect, Layer } from "effect"

@@ -1,5 +1,6 @@
 import { expect, layer } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { TraceIdGenerator, TraceStore } from "@sg/trace"
 import { Effect, Fiber, Layer } from "effect"
 import * as T from "./utils/TestGateway.js"

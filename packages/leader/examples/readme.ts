@@ -1,4 +1,5 @@
 import { LeaderElection, Lease } from "@sg/leader"
+import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
 import { RedisClient } from "@sg/redis"
 import { Effect, Layer, Schedule } from "effect"
 
@@ -14,7 +15,7 @@ const Watchdog = Layer.scopedDiscard(Effect.gen(function*() {
 }))
 
 Watchdog.pipe(
-  Layer.provide(LeaderElection.layerRedis()),
+  Layer.provide(LeaseStoreRedis.layer()),
   Layer.provide(RedisClient.layerConfig),
   Layer.launch,
   Effect.runFork

@@ -11,7 +11,6 @@
  * stepping), and the effect finishes its interruption within that margin. A process paused for longer (a stopped
  * event loop, SIGSTOP, a long GC) cannot notice in time: the fencing epoch is what keeps its late writes out.
  */
-import type { RedisClient } from "@sg/redis"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -352,12 +351,6 @@ export const layer = (
   options?: Partial<Options>
 ): Layer.Layer<LeaderElection, InvalidLeaseConfig | ConfigError.ConfigError, LeaseStore.LeaseStore> =>
   Layer.effect(LeaderElection, Effect.flatMap(withConfiguredTtl(options), make))
-
-/** An elector whose leases live in Redis (`<prefix>:lease:<name>`, `<prefix>:lease:<name>:epoch`). */
-export const layerRedis = (
-  options?: Partial<Options>
-): Layer.Layer<LeaderElection, InvalidLeaseConfig | ConfigError.ConfigError, RedisClient.RedisClient> =>
-  Layer.provide(layer(options), LeaseStore.layerRedis)
 
 /** An elector over a memory store of its own (one process; `TestClock` drives it). To have several electors
  * compete, build each with `make` over one shared `LeaseStore.layerMemory`. */

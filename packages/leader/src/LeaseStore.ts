@@ -1,13 +1,12 @@
 /**
  * Where leases live: the four operations the election needs (try to acquire, renew, release, read), one
- * implementation over Redis and one in memory, so one election algorithm and one conformance suite serve both.
+ * implementation in memory here and one over Redis in `@sg/leader/LeaseStore/Redis`, so one election algorithm and
+ * one conformance suite serve both.
  */
-import type { RedisClient } from "@sg/redis"
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Memory from "./internal/memoryStore.js"
-import * as Redis from "./internal/redisStore.js"
 import type { LeaseStoreError } from "./LeaderElectionError.js"
 
 /** What `tryAcquire` found: whether the caller holds the lease now, the epoch, and who holds it. */
@@ -56,28 +55,9 @@ export interface Service {
 /** The lease store an election runs on. */
 export class LeaseStore extends Context.Tag("@sg/leader/LeaseStore")<LeaseStore, Service>() {}
 
-/**
- * Leases in Redis: `<prefix>:lease:<name>` holds the holder's token with a PX TTL, `<prefix>:lease:<name>:epoch`
- * the fencing counter (no TTL). Acquire, renew and release are Lua scripts, each one atomic step.
- */
-export const layerRedis: Layer.Layer<LeaseStore, never, RedisClient.RedisClient> = Layer.effect(
-  LeaseStore,
-  Redis.makeRedis
-)
-
 /** Leases in one process' memory, expiring by `Clock` (so `TestClock` drives them). Every elector built on one
  * instance of this layer shares its leases. */
 export const layerMemory: Layer.Layer<LeaseStore> = Layer.effect(LeaseStore, Memory.makeMemory)
-
-/** The Redis keys of a lease: `<prefix>:lease:<name>` and `<prefix>:lease:<name>:epoch` (what a fenced Lua script
- * checks). */
-export const redisKeys: (
-  redis: RedisClient.Service,
-  name: string
-) => { readonly lease: string; readonly epoch: string } = Redis.keys
-
-/** A lease store over the shared Redis client (see `layerRedis`). */
-export const makeRedis: Effect.Effect<Service, never, RedisClient.RedisClient> = Redis.makeRedis
 
 /** A fresh memory lease store (see `layerMemory`). */
 export const makeMemory: Effect.Effect<Service> = Memory.makeMemory

@@ -1,6 +1,8 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { LeaderElection, Lease, LeaseStore } from "@sg/leader"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { LeaderElection, Lease } from "@sg/leader"
+import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { Clock, Deferred, Duration, Effect, Fiber, Layer, Ref } from "effect"
 import { leaseConformance, type Time, uniqueName, waitUntil } from "./utils/conformance.js"
 import { makeTermLog, recordTerm } from "./utils/terms.js"
@@ -25,7 +27,7 @@ const holdLease = (election: LeaderElection.Service, name: string) =>
   })
 
 describe("LeaderElection (Redis)", () => {
-  layer(Layer.provideMerge(LeaseStore.layerRedis, RedisTestServer.layerWithClient), { excludeTestServices: true })(
+  layer(Layer.provideMerge(LeaseStoreRedis.layerStore, RedisTestServer.layerWithClient), { excludeTestServices: true })(
     "against a real Redis",
     (it) => {
       leaseConformance(it, time)
@@ -36,7 +38,7 @@ describe("LeaderElection (Redis)", () => {
           const election = yield* LeaderElection.make({ ttl: time.electionTtl, identity: "keys" })
           const name = uniqueName("keys")
           const { fiber, lease } = yield* holdLease(election, name)
-          const keys = LeaseStore.redisKeys(redis, name)
+          const keys = LeaseStoreRedis.keys(redis, name)
           expect(keys).toEqual({ lease: `${redis.prefix}:lease:${name}`, epoch: `${redis.prefix}:lease:${name}:epoch` })
           expect(yield* redis.use("GET", (c) => c.get(keys.lease))).toBe(lease.token)
           const pttl = yield* redis.use("PTTL", (c) => c.pttl(keys.lease))
@@ -55,7 +57,7 @@ describe("LeaderElection (Redis)", () => {
           const election = yield* LeaderElection.make({ ttl: time.electionTtl, identity: "held" })
           const name = uniqueName("held")
           const { fiber, lease } = yield* holdLease(election, name)
-          const keys = LeaseStore.redisKeys(redis, name)
+          const keys = LeaseStoreRedis.keys(redis, name)
           expect(yield* lease.stillHeld).toBe(true)
           yield* redis.use("INCR", (c) => c.incr(keys.epoch))
           expect(yield* lease.stillHeld).toBe(false)
@@ -69,7 +71,7 @@ describe("LeaderElection (Redis)", () => {
   )
 
   const spawned = Layer.provideMerge(RedisTestServer.layerClient(), RedisTestServer.layerSpawned)
-  layer(Layer.provideMerge(LeaseStore.layerRedis, spawned), { excludeTestServices: true })("across a restart", (it) => {
+  layer(Layer.provideMerge(LeaseStoreRedis.layerStore, spawned), { excludeTestServices: true })("across a restart", (it) => {
     it.effect("steps down while Redis is gone and leads again after it restarts, with a larger epoch", () =>
       Effect.gen(function*() {
         const server = yield* RedisTestServer.RedisTestServer

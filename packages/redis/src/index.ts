@@ -7,5 +7,3 @@ export * from "./RedisError.js"
 /** Typed Lua scripts. */
 export * as RedisScript from "./RedisScript.js"
 
-/** A private Redis server for tests. */
-export * as RedisTestServer from "./RedisTestServer.js"

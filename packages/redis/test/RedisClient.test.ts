@@ -1,5 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { RedisClient, RedisCommandError, RedisScript, RedisTestServer, RedisUnavailable } from "@sg/redis"
+import { RedisClient, RedisCommandError, RedisScript, RedisUnavailable } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { ConfigProvider, Duration, Effect, Either, Layer, Redacted, Schedule, Schema } from "effect"
 
 const counter = RedisScript.make({

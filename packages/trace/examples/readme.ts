@@ -1,4 +1,5 @@
 import { LeaderElection } from "@sg/leader"
+import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
 import { RedisClient } from "@sg/redis"
 import { CircuitBreaker } from "@sg/resilience"
 import {
@@ -41,7 +42,7 @@ const program = Effect.gen(function*() {
 // Traces and the watchdog's lease in Redis when REDIS_URL is set, else in memory.
 const Backend = Layer.unwrapEffect(Effect.map(Config.option(Config.string("REDIS_URL")), (url) =>
   Option.isSome(url)
-    ? Layer.mergeAll(TraceStore.layerRedisConfig, LeaderElection.layerRedis()).pipe(
+    ? Layer.mergeAll(TraceStore.layerRedisConfig, LeaseStoreRedis.layer()).pipe(
       Layer.provide(RedisClient.layerConfig)
     )
     : Layer.mergeAll(TraceStore.layerMemoryConfig, LeaderElection.layerMemory())))

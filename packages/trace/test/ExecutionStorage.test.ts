@@ -1,5 +1,6 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { ExecutionRecord, ExecutionStore } from "@sg/trace"
 import { Clock, ConfigProvider, Duration, Effect, Exit, Layer, Option, TestClock } from "effect"
 import { makeMemoryExecutions } from "../src/internal/executionsMemory.js"

@@ -1,5 +1,5 @@
 import { describe, it } from "@effect/vitest"
-import { RedisTestServer } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import * as StoreKit from "./utils/StoreKit.js"
 import { conformance } from "./utils/TraceStoreConformance.js"
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { Effect, Layer } from "effect"
 import type { Backend } from "../src/internal/backend.js"
 import { makeMemoryBackend, MemoryKeyspace } from "../src/internal/memoryBackend.js"

@@ -1,6 +1,6 @@
 import type { Vitest } from "@effect/vitest"
 import { describe, expect, layer } from "@effect/vitest"
-import { RedisTestServer } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore } from "@sg/trace"
 import { Clock, Effect, Layer, Option } from "effect"
 import { freshId, recordAt } from "./utils/execStoreConformance.js"

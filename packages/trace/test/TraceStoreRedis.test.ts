@@ -1,5 +1,6 @@
 import { describe, expect, it, layer } from "@effect/vitest"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { ConfigProvider, Effect, Layer, Option, Schedule, TestClock } from "effect"
 import * as TraceStore from "../src/TraceStore.js"
 import { nextTraceId } from "./utils/ids.js"

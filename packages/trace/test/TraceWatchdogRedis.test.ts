@@ -1,6 +1,8 @@
 import { describe, expect, layer } from "@effect/vitest"
-import { LeaderElection, LeaseStore } from "@sg/leader"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { LeaderElection } from "@sg/leader"
+import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { Clock, Deferred, Duration, Effect, Layer, Schedule } from "effect"
 import { SweepHooks } from "../src/internal/sweepHooks.js"
 import { formatEpochSeconds } from "../src/TraceRecord.js"
@@ -18,7 +20,7 @@ const waitUntil = (check: Effect.Effect<boolean>, what: string, limit: Duration.
   )
 
 /** A fresh key prefix on the test server: a store, its kit, a client, and Redis leases beside them. */
-const fresh = () => Layer.provideMerge(LeaseStore.layerRedis, redisStore)
+const fresh = () => Layer.provideMerge(LeaseStoreRedis.layerStore, redisStore)
 
 /** Plants a trace in flight created two hours ago (an orphan), as another writer would. */
 const plantOrphan = Effect.gen(function*() {
@@ -73,7 +75,7 @@ describe("TraceWatchdog (Redis)", () => {
             Effect.gen(function*() {
               if (!first) return
               first = false
-              const { lease } = LeaseStore.redisKeys(redis, TraceWatchdog.leaseName)
+              const { lease } = LeaseStoreRedis.keys(redis, TraceWatchdog.leaseName)
               yield* Effect.orDie(redis.use("DEL", (c) => c.del(lease)))
               yield* Deferred.succeed(paused, undefined)
               yield* Deferred.await(resume)

@@ -4,7 +4,8 @@
  * Each layer here is a fresh, isolated store: a new memory keyspace, or a new key prefix on the test Redis.
  */
 import type { Lease } from "@sg/leader"
-import { RedisClient, RedisTestServer } from "@sg/redis"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
 import { Clock, Context, Effect, Layer, Ref } from "effect"
 import { makeMemoryExecutions } from "../../src/internal/executionsMemory.js"
 import { makeMemoryBackend, MemoryKeyspace } from "../../src/internal/memoryBackend.js"

@@ -1,8 +1,17 @@
+/**
+ * Leases in Redis: `<prefix>:lease:<name>` holds the holder's token with a PX TTL, `<prefix>:lease:<name>:epoch`
+ * the fencing counter (no TTL). Acquire, renew and release are Lua scripts, each one atomic step. The one module of
+ * `@sg/leader` that needs `@sg/redis` (and ioredis): import it by path.
+ */
 import { type RedisError, RedisClient, RedisScript } from "@sg/redis"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as Layer from "effect/Layer"
+import * as LeaderElection from "../LeaderElection.js"
+import type { InvalidLeaseConfig } from "../LeaderElectionError.js"
 import { LeaseStoreError } from "../LeaderElectionError.js"
-import type { Service } from "../LeaseStore.js"
+import { LeaseStore, type Service } from "../LeaseStore.js"
+import type * as ConfigError from "effect/ConfigError"
 
 /**
  * KEYS: lease, epoch. ARGV: token, TTL in ms, floor.
@@ -71,7 +80,7 @@ export const keys = (redis: RedisClient.Service, name: string) => ({
 const storeError = (error: RedisError) => new LeaseStoreError({ message: error.message, cause: error })
 
 /** A lease store over the shared Redis client. */
-export const makeRedis: Effect.Effect<Service, never, RedisClient.RedisClient> = Effect.map(
+export const makeStore: Effect.Effect<Service, never, RedisClient.RedisClient> = Effect.map(
   RedisClient.RedisClient,
   (redis) => ({
     tryAcquire: (name, token, ttlMillis, floor) => {
@@ -109,3 +118,12 @@ export const makeRedis: Effect.Effect<Service, never, RedisClient.RedisClient> =
     }
   })
 )
+
+/** The lease store over the `RedisClient` in context. */
+export const layerStore: Layer.Layer<LeaseStore, never, RedisClient.RedisClient> = Layer.effect(LeaseStore, makeStore)
+
+/** An elector whose leases live in Redis; the TTL comes from `SG_LEASE_TTL` unless `options` gives it. */
+export const layer = (
+  options?: Partial<LeaderElection.Options>
+): Layer.Layer<LeaderElection.LeaderElection, InvalidLeaseConfig | ConfigError.ConfigError, RedisClient.RedisClient> =>
+  Layer.provide(LeaderElection.layer(options), layerStore)
