@@ -51,13 +51,11 @@ export const redisUrl: Config.Config<Option.Option<Redacted.Redacted>> = Config.
   parseRedisUrl
 ).pipe(Config.withDescription("Redis URL; unset: an in-memory store for this process only"))
 
-/** The URL with its password masked. */
-const masked = (url: string): string => url.replace(/^(rediss?:\/\/)([^@/]*)@/, (_, scheme) => `${scheme}***@`)
 
 /** The backend `REDIS_URL` selects. */
 export const backend: Effect.Effect<Backend, ConfigError.ConfigError> = Effect.map(redisUrl, (url): Backend => {
   if (Option.isNone(url)) return { kind: "memory", target: null, description: memoryNotice }
-  const target = masked(Redacted.value(url.value))
+  const target = RedisClient.redactUrl(Redacted.value(url.value))
   return { kind: "redis", target, description: `using the Redis store at ${target}` }
 })
 

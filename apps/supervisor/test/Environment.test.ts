@@ -55,8 +55,8 @@ describe("Environment", () => {
       const selected = yield* withEnv({ REDIS_URL: "redis://:s3cret@cache.internal:6380/2" })(Environment.backend)
       expect(selected).toEqual({
         kind: "redis",
-        target: "redis://***@cache.internal:6380/2",
-        description: "using the Redis store at redis://***@cache.internal:6380/2"
+        target: "redis://:***@cache.internal:6380/2",
+        description: "using the Redis store at redis://:***@cache.internal:6380/2"
       })
     }))
 

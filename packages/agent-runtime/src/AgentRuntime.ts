@@ -12,7 +12,7 @@
  * says so); one that outlasts its agent's timeout fails with `RunTimeout`.
  */
 import { CircuitBreaker, type CircuitOpenError } from "@sg/resilience"
-import { CurrentTrace, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
+import { CurrentTrace, ExecutionRecord, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -104,7 +104,7 @@ export const RunRequest = Schema.Struct({
 export type RunRequest = typeof RunRequest.Type
 
 /** How a run ended, as far as its caller sees it. */
-export const RunStatus = Schema.Literal("success", "error", "timeout")
+export const RunStatus = ExecutionRecord.Status
 
 /** A run's answer. */
 export const RunResult = Schema.Struct({

@@ -10,6 +10,7 @@
  */
 import * as Tool from "@effect/ai/Tool"
 import * as Toolkit from "@effect/ai/Toolkit"
+import { ExecutionRecord } from "@sg/trace"
 import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
@@ -52,7 +53,7 @@ export const FanOutTool = Tool.make("fan_out", {
     answers: Schema.Array(Schema.Struct({
       run_id: Schema.NullOr(Schema.String),
       agent: Schema.String,
-      status: Schema.Literal("success", "error", "timeout"),
+      status: ExecutionRecord.Status,
       output: Schema.String
     }))
   }),

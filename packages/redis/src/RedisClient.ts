@@ -14,7 +14,7 @@ import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { type ChainableCommander, Redis, type RedisOptions } from "ioredis"
-import { classify, redactUrl } from "./internal/classify.js"
+import { classify, redactUrl as redact } from "./internal/classify.js"
 import { RedisCommandError, type RedisError, RedisUnavailable } from "./RedisError.js"
 import type { RedisScript } from "./RedisScript.js"
 
@@ -63,6 +63,9 @@ export interface Service {
   readonly isReady: Effect.Effect<boolean>
 }
 
+/** A Redis URL with any password replaced by `***`, fit for logs: `redis://:***@host:6379/0`. */
+export const redactUrl: (url: string) => string = redact
+
 /** The shared Redis connection. */
 export class RedisClient extends Context.Tag("@sg/redis/RedisClient")<RedisClient, Service>() {}
 
@@ -92,7 +95,7 @@ interface ScriptHost {
 export const make = (options: Options): Effect.Effect<Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-    const target = redactUrl(url)
+    const target = redact(url)
     const prefix = options.prefix ?? "sg"
     const offlineQueueLimit = options.offlineQueueLimit ?? 1000
     const runtime = yield* Effect.runtime<never>()

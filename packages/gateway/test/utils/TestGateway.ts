@@ -65,7 +65,8 @@ export const breakers = CircuitBreaker.layer({ policies: { "trace-store": { cool
 export const make = <E, R>(store: Layer.Layer<TraceStore.TraceStore, E, R>, options?: Gateway.Options) => {
   const services = FakeRuntime.layer.pipe(
     Layer.provideMerge(Layer.sync(FakeRuntime.Seen, () => [])),
-    Layer.provideMerge(TraceLifecycle.layer()),
+    // A deadline no write misses on a loaded machine: these tests read the lifecycle right after the response.
+    Layer.provideMerge(TraceLifecycle.layer({ deadline: "10 seconds" })),
     Layer.provideMerge(Layer.mergeAll(layerJournaled(store), breakers, TraceIdGenerator.layer))
   )
   return Gateway.layer(options).pipe(

@@ -5,6 +5,7 @@
 import type { Lease } from "@sg/leader"
 import type { RedisError } from "@sg/redis"
 import type * as Effect from "effect/Effect"
+import type { TerminalState } from "../TraceRecord.js"
 
 /** Why a write after `create` was refused: the hash is gone, belongs to a newer opening, or is terminal. */
 export type Refused =
@@ -24,7 +25,7 @@ export type SetStateResult = { readonly _tag: "ok" } | Refused
 
 /** What finishing one request did: the trace ended, or others are still in flight. */
 export type FinishResult =
-  | { readonly _tag: "ended"; readonly state: "COMPLETED" | "ERRORED" }
+  | { readonly _tag: "ended"; readonly state: TerminalState }
   | { readonly _tag: "pending"; readonly inFlight: number }
   | { readonly _tag: "duplicate" }
   | Refused
@@ -78,7 +79,7 @@ export interface Backend {
   /** Atomically: the refusals; else one request of the trace ends (see `scripts.finish`). */
   readonly finish: (
     id: string,
-    state: "COMPLETED" | "ERRORED",
+    state: TerminalState,
     now: string,
     opening: number | undefined,
     fields: ReadonlyArray<string>,

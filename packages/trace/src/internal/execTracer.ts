@@ -8,7 +8,7 @@ import type * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import { Attributes } from "../ExecutionSpan.js"
-import type { SpanData } from "./reduce.js"
+import type { SpanData } from "./spans.js"
 
 const runIdAttribute = Attributes.runId
 

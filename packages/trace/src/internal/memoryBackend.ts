@@ -4,6 +4,7 @@
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import { isTerminal } from "../TraceRecord.js"
 import type { Backend, CreateResult, DecideResult, FinishResult, Refused, Row } from "./backend.js"
 import { Decision } from "./backend.js"
 
@@ -37,7 +38,7 @@ export class MemoryKeyspace {
   }
 }
 
-const isTerminalState = (state: string | undefined) => state === "COMPLETED" || state === "ERRORED"
+const isTerminalState = (state: string | undefined) => state !== undefined && isTerminal(state)
 
 /** Clears the tokens of requests in flight, as the scripts' `forget` does. */
 const forget = (entry: Entry): void => {

@@ -3,115 +3,40 @@
  * path. Spans group into runs by their nearest enclosing agent-run span; tool and model spans become calls of that
  * run; a call span nested in a call span of the same kind is folded into it (a runtime's span around @effect/ai's).
  */
-import * as Cause from "effect/Cause"
-import * as DateTime from "effect/DateTime"
-import type * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import type {
-  ChildResult,
-  Dropped,
-  ExecutionRecord,
-  InferenceCall,
-  Run,
-  Status,
-  Tokens,
-  ToolCall
-} from "../ExecutionRecord.js"
+import type { ChildResult, ExecutionRecord, Run, Status } from "../ExecutionRecord.js"
 import { UNATTRIBUTED } from "../ExecutionRecord.js"
-import { Attributes as A, Kinds } from "../ExecutionSpan.js"
-import type { Redactor } from "../Redaction.js"
+import { Attributes as A } from "../ExecutionSpan.js"
 import type { TraceId } from "../TraceId.js"
-import { circuitOf, clip, describeError, isTimeout } from "./truncate.js"
+import { clip, describeError } from "./truncate.js"
+import { buildRun, type CallDraft, type RunDraft } from "./buildRun.js"
+import { capSize } from "./capSize.js"
+import {
+  cancelledOutcome,
+  circuitFromExit,
+  count,
+  durationMs,
+  earliest,
+  isCancelled,
+  iso,
+  type Kind,
+  kindOf,
+  latest,
+  type Limits,
+  type Outcome,
+  outcomeOf,
+  outputText,
+  rootOutcome,
+  runKey,
+  type RunIdentity,
+  severity,
+  type SpanData,
+  str
+} from "./spans.js"
 
-/** One ended span, as reduction needs it. */
-export interface SpanData {
-  readonly spanId: string
-  /** The parent's span id; undefined for a span without a parent. */
-  readonly parentSpanId: string | undefined
-  readonly name: string
-  readonly attributes: ReadonlyMap<string, unknown>
-  /** Start and end, in nanoseconds since the Unix epoch (Effect's `Clock`). */
-  readonly startTime: bigint
-  readonly endTime: bigint
-  readonly exit: Exit.Exit<unknown, unknown>
-  /** Whether the span is a root of the trace in this process (its parent is remote or absent). */
-  readonly root: boolean
-}
-
-/** What a record may hold. */
-export interface Limits {
-  /** Characters kept of each input, output and error text (`SG_TRUNCATE`, 500). */
-  readonly truncate: number
-  /** Calls kept per run (1,000): the first half and the last half. */
-  readonly maxCallsPerRun: number
-  /** Size cap of the record's JSON in bytes (256 KiB). */
-  readonly maxRecordBytes: number
-  readonly redact: Redactor
-}
-
-/** The identity of a run when runs are buffered or grouped. */
-export interface RunIdentity {
-  readonly conversationId: string | undefined
-  readonly agentId: string
-  readonly runId: string
-}
-
-/** How runs are keyed: (conversation_id, agent_id, run_id), so concurrent siblings of one agent never merge. */
-export const runKey = (run: RunIdentity): string => `${run.conversationId ?? ""}\u0000${run.agentId}\u0000${run.runId}`
-
-type Kind = "run" | "tool" | "inference" | "other"
-
-const inferenceOperations = new Set(["chat", "text_completion", "generate_content"])
-
-const kindOf = (span: SpanData): Kind => {
-  const attributes = span.attributes
-  const kind = attributes.get(A.kind)
-  if (kind === Kinds.agentRun) return "run"
-  if (kind === Kinds.tool) return "tool"
-  if (kind === Kinds.inference) return "inference"
-  if (attributes.has(A.runId)) return "run"
-  if (span.name === "Toolkit.handle") return "tool"
-  const operation = attributes.get(A.operation)
-  if (operation === "execute_tool") return "tool"
-  if (span.name.startsWith("LanguageModel.") || (typeof operation === "string" && inferenceOperations.has(operation))) {
-    return "inference"
-  }
-  return "other"
-}
-
-const str = (value: unknown): string | undefined =>
-  typeof value === "string" && value !== "" ? value : typeof value === "number" ? String(value) : undefined
-
-const count = (value: unknown): number | undefined => {
-  const n = typeof value === "number" ? value : typeof value === "string" ? Number(value) : NaN
-  return Number.isFinite(n) && n >= 0 ? Math.round(n) : undefined
-}
-
-const toMillis = (nanos: bigint): number => Number((nanos + 500_000n) / 1_000_000n)
-const iso = (nanos: bigint): string => DateTime.formatIso(DateTime.unsafeMake(toMillis(nanos)))
-const durationMs = (start: bigint, end: bigint): number =>
-  end > start ? Math.round(Number(end - start) / 1_000) / 1_000 : 0
-
-interface Outcome {
-  readonly status: Status
-  /** The raw failure, described and clipped only when it is kept. */
-  readonly error?: unknown
-  readonly interrupted?: true
-  readonly failure?: unknown
-}
-
-const outcomeOf = (exit: Exit.Exit<unknown, unknown>): Outcome => {
-  if (exit._tag === "Success") return { status: "success" }
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isSome(failure)) {
-    return { status: isTimeout(failure.value) ? "timeout" : "error", error: failure.value, failure: failure.value }
-  }
-  const defect = Cause.dieOption(exit.cause)
-  if (Option.isSome(defect)) return { status: "error", error: `defect: ${describeError(defect.value)}` }
-  return { status: "error", error: "interrupted", interrupted: true }
-}
-
-const severity: Record<Status, number> = { success: 0, error: 1, timeout: 2 }
+export { keepEnds } from "./capSize.js"
+export type { Limits, RunIdentity, SpanData } from "./spans.js"
+export { runKey } from "./spans.js"
 
 /**
  * Whether a trace is surely a success without reducing it: no span failed and no root answered HTTP 5xx. The recorder
@@ -133,23 +58,6 @@ export interface Input {
   readonly traceId: TraceId
   readonly spans: ReadonlyArray<SpanData>
   readonly droppedSpans?: number | undefined
-}
-
-interface CallDraft {
-  readonly kind: "tool" | "inference"
-  readonly span: SpanData
-  readonly folded: Array<SpanData>
-  circuit: string | undefined
-}
-
-interface RunDraft {
-  readonly key: string
-  readonly spans: Array<SpanData>
-  readonly calls: Array<CallDraft>
-  runId: string
-  agentId: string
-  parentRunId: string | undefined
-  conversationId: string | undefined
 }
 
 /** The record's status alone, computed cheaply, so sampling can skip building records it will not keep. */
@@ -377,275 +285,4 @@ export const reduce = (input: Input, key: (run: RunIdentity) => string = runKey)
     return capSize(record, input.droppedSpans ?? 0, limits)
   }
   return Option.some({ status, build })
-}
-
-const circuitFromExit = (exit: Exit.Exit<unknown, unknown>): string | undefined =>
-  exit._tag === "Failure"
-    ? Option.getOrUndefined(Option.flatMapNullable(Cause.failureOption(exit.cause), circuitOf))
-    : undefined
-
-const earliest = (spans: ReadonlyArray<SpanData>): bigint =>
-  spans.reduce((m, s) => (s.startTime < m ? s.startTime : m), spans[0]!.startTime)
-const latest = (spans: ReadonlyArray<SpanData>): bigint =>
-  spans.reduce((m, s) => (s.endTime > m ? s.endTime : m), spans[0]!.endTime)
-const byStart = (a: { readonly span: SpanData }, b: { readonly span: SpanData }) =>
-  a.span.startTime < b.span.startTime ? -1 : a.span.startTime > b.span.startTime ? 1 : 0
-
-const isCancelled = (span: SpanData): boolean => span.attributes.get(A.cancelled) === true
-
-const cancelledOutcome: Outcome = { status: "error", error: "cancelled", interrupted: true }
-
-const rootOutcome = (root: SpanData): Outcome => {
-  if (isCancelled(root)) return { status: "error", error: "cancelled" }
-  const outcome = outcomeOf(root.exit)
-  const httpStatus = count(root.attributes.get(A.httpStatus))
-  if (outcome.status !== "success" || httpStatus === undefined || httpStatus < 500) return outcome
-  return httpStatus === 504
-    ? { status: "timeout", error: `HTTP ${httpStatus}` }
-    : { status: "error", error: `HTTP ${httpStatus}` }
-}
-
-/** A Toolkit.handle result that is a failure (the tool's failure mode "return"). */
-const toolkitFailure = (span: SpanData): { readonly result: unknown } | undefined => {
-  if (span.name !== "Toolkit.handle" || span.exit._tag !== "Success") return undefined
-  const value = span.exit.value as { readonly isFailure?: unknown; readonly result?: unknown } | null | undefined
-  return typeof value === "object" && value !== null && value.isFailure === true ? { result: value.result } : undefined
-}
-
-const successValue = (span: SpanData): unknown => {
-  if (span.exit._tag !== "Success") return undefined
-  const value = span.exit.value as
-    | { readonly encodedResult?: unknown; readonly result?: unknown; readonly text?: unknown }
-    | undefined
-  if (span.name === "Toolkit.handle" && typeof value === "object" && value !== null) {
-    return value.encodedResult ?? value.result
-  }
-  if (span.name.startsWith("LanguageModel.") && typeof value === "object" && value !== null) {
-    return typeof value.text === "string" ? value.text : undefined
-  }
-  return value
-}
-
-const outputText = (span: SpanData, text: (value: unknown) => string): string | null => {
-  const value = span.attributes.has(A.output) ? span.attributes.get(A.output) : successValue(span)
-  return value === undefined ? null : text(value)
-}
-
-const firstAttribute = (spans: ReadonlyArray<SpanData>, names: ReadonlyArray<string>): unknown => {
-  for (const span of spans) {
-    for (const name of names) {
-      const value = span.attributes.get(name)
-      if (value !== undefined && value !== null && value !== "") return value
-    }
-  }
-  return undefined
-}
-
-const tokensOf = (draft: CallDraft): Tokens => {
-  const own = (span: SpanData) => ({
-    input: count(span.attributes.get(A.inputTokens)),
-    output: count(span.attributes.get(A.outputTokens))
-  })
-  const outer = own(draft.span)
-  if (outer.input !== undefined || outer.output !== undefined) {
-    return { input: outer.input ?? 0, output: outer.output ?? 0 }
-  }
-  let input = 0
-  let output = 0
-  for (const span of draft.folded) {
-    const t = own(span)
-    input += t.input ?? 0
-    output += t.output ?? 0
-  }
-  return { input, output }
-}
-
-const buildCall = (draft: CallDraft, text: (value: unknown) => string): ToolCall | InferenceCall => {
-  const span = draft.span
-  const all = [span, ...draft.folded]
-  let outcome = outcomeOf(span.exit)
-  if (outcome.status === "success") {
-    const failed = all.map(toolkitFailure).find((f) => f !== undefined)
-    if (failed !== undefined) outcome = { status: "error", error: `tool failed: ${describeError(failed.result)}` }
-  }
-  const callId = str(firstAttribute(all, [A.callId])) ?? span.spanId
-  const inputValue = firstAttribute(all, [A.input, "parameters"])
-  let output: string | null = null
-  if (outcome.status === "success") {
-    output = outputText(span, text)
-    for (const inner of draft.folded) if (output === null) output = outputText(inner, text)
-  }
-  const circuit = str(span.attributes.get(A.circuit)) ?? circuitFromExit(span.exit) ?? draft.circuit
-  const common = {
-    call_id: callId,
-    started_at: iso(span.startTime),
-    duration_ms: durationMs(span.startTime, span.endTime),
-    status: outcome.status,
-    input: inputValue === undefined ? null : text(inputValue),
-    output,
-    ...(outcome.error !== undefined ? { error: text(describeError(outcome.error)) } : {}),
-    ...(circuit !== undefined ? { circuit } : {}),
-    ...(outcome.interrupted ? { interrupted: true as const } : {})
-  }
-  if (draft.kind === "tool") {
-    return { ...common, tool: str(firstAttribute(all, [A.tool, "tool", A.toolName])) ?? span.name }
-  }
-  return {
-    ...common,
-    model: str(firstAttribute(all, [A.requestModel, A.responseModel])) ?? null,
-    tokens: tokensOf(draft)
-  }
-}
-
-const buildRun = (
-  run: RunDraft,
-  outcome: Outcome,
-  start: bigint,
-  end: bigint,
-  limits: Limits,
-  text: (value: unknown) => string,
-  events: Array<ChildResult>
-): Run => {
-  const drafts = run.calls.slice().sort(byStart)
-  let steps = 0
-  let input = 0
-  let output = 0
-  for (const draft of drafts) {
-    if (draft.kind !== "inference") continue
-    steps++
-    const tokens = tokensOf(draft)
-    input += tokens.input
-    output += tokens.output
-  }
-  const { dropped, kept } = keepEnds(drafts, limits.maxCallsPerRun)
-  const toolCalls: Array<ToolCall> = []
-  const inferenceCalls: Array<InferenceCall> = []
-  for (const draft of kept) {
-    const call = buildCall(draft, text)
-    if (draft.kind === "tool") toolCalls.push(call as ToolCall)
-    else inferenceCalls.push(call as InferenceCall)
-  }
-  return {
-    run_id: run.runId,
-    ...(run.parentRunId !== undefined ? { parent_run_id: run.parentRunId } : {}),
-    agent_id: run.agentId,
-    ...(run.conversationId !== undefined ? { conversation_id: run.conversationId } : {}),
-    status: outcome.status,
-    ...(outcome.error !== undefined ? { error: text(describeError(outcome.error)) } : {}),
-    ...(outcome.interrupted ? { interrupted: true as const } : {}),
-    started_at: iso(start),
-    duration_ms: durationMs(start, end),
-    steps,
-    tokens: { input, output },
-    tool_calls: toolCalls,
-    inference_calls: inferenceCalls,
-    events,
-    ...(dropped > 0 ? { dropped_calls: dropped } : {})
-  }
-}
-
-/** The first ⌈max/2⌉ and the last ⌊max/2⌋ items, and how many were left out between them. */
-export const keepEnds = <A>(
-  items: ReadonlyArray<A>,
-  max: number
-): { readonly kept: Array<A>; readonly dropped: number } => {
-  if (items.length <= max) return { kept: items.slice(), dropped: 0 }
-  const head = Math.ceil(max / 2)
-  const tail = max - head
-  return { kept: [...items.slice(0, head), ...items.slice(items.length - tail)], dropped: items.length - max }
-}
-
-const byteLength = (record: ExecutionRecord): number => Buffer.byteLength(JSON.stringify(record), "utf8")
-
-/**
- * An upper bound of the record's JSON size, without serializing it: every text at its longest (cut texts plus their
- * marker) and every character escaped to 6 bytes, names and ids at 200 bytes, the rest at a generous 600 per item.
- */
-const sizeBound = (record: ExecutionRecord, truncate: number): number => {
-  const text = 6 * (truncate + 40)
-  let bound = 600 + text
-  for (const run of record.runs) {
-    bound += 1000 + text + run.events.length * (600 + 2 * text)
-    bound += (run.tool_calls.length + run.inference_calls.length) * (800 + 3 * text)
-  }
-  return bound
-}
-
-/**
- * Keeps the record under `maxRecordBytes`: first fewer calls per run (halving, down to 16, ends kept), then no call
- * inputs and outputs, then fewer runs (sub-agents last started first), then fewer calls and child results in what is
- * left. It says what it dropped.
- */
-const capSize = (record: ExecutionRecord, droppedSpans: number, limits: Limits): ExecutionRecord => {
-  const dropped: { calls: number; runs: number; events: number; spans: number; payloads: boolean } = {
-    calls: record.runs.reduce((n, r) => n + (r.dropped_calls ?? 0), 0),
-    runs: 0,
-    events: 0,
-    spans: droppedSpans,
-    payloads: false
-  }
-  const finish = (r: ExecutionRecord): ExecutionRecord =>
-    dropped.calls + dropped.runs + dropped.events + dropped.spans > 0 || dropped.payloads
-      ? { ...r, dropped: { ...dropped } satisfies Dropped }
-      : r
-  let current = finish(record)
-  if (sizeBound(current, limits.truncate) <= limits.maxRecordBytes || byteLength(current) <= limits.maxRecordBytes) {
-    return current
-  }
-
-  let runs = record.runs
-  let max = Math.max(...runs.map((r) => r.tool_calls.length + r.inference_calls.length))
-  while (max > 16) {
-    max = Math.max(16, Math.floor(max / 2))
-    runs = runs.map((run) => shrinkRun(run, max))
-    dropped.calls = runs.reduce((n, r) => n + (r.dropped_calls ?? 0), 0)
-    current = finish({ ...record, runs })
-    if (byteLength(current) <= limits.maxRecordBytes) return current
-  }
-  dropped.payloads = true
-  runs = runs.map((run) => ({
-    ...run,
-    tool_calls: run.tool_calls.map((c) => ({ ...c, input: null, output: null })),
-    inference_calls: run.inference_calls.map((c) => ({ ...c, input: null, output: null })),
-    events: run.events.map((e) => ({ ...e, output: null }))
-  }))
-  current = finish({ ...record, runs })
-  while (byteLength(current) > limits.maxRecordBytes && runs.length > 1) {
-    const victim = runs.reduce((worst, run, i) =>
-      run.parent_run_id !== undefined && (worst < 0 || run.started_at >= runs[worst]!.started_at) ? i : worst, -1)
-    const index = victim < 0 ? runs.length - 1 : victim
-    runs = runs.filter((_, i) => i !== index)
-    dropped.runs++
-    current = finish({ ...record, runs })
-  }
-  // Last resort: fewer calls and child results in what is left, down to none.
-  while (byteLength(current) > limits.maxRecordBytes) {
-    const most = Math.max(...runs.map((r) => Math.max(r.tool_calls.length + r.inference_calls.length, r.events.length)))
-    if (most === 0) break
-    const keep = Math.floor(most / 2)
-    runs = runs.map((run) => {
-      const shrunk = shrinkRun(run, keep)
-      const events = keepEnds(run.events, keep)
-      dropped.events += events.dropped
-      return { ...shrunk, events: events.kept }
-    })
-    dropped.calls = runs.reduce((n, r) => n + (r.dropped_calls ?? 0), 0)
-    current = finish({ ...record, runs })
-  }
-  return current
-}
-
-const shrinkRun = (run: Run, max: number): Run => {
-  const calls: Array<{ readonly tool?: ToolCall; readonly inference?: InferenceCall; readonly at: string }> = [
-    ...run.tool_calls.map((tool) => ({ tool, at: tool.started_at })),
-    ...run.inference_calls.map((inference) => ({ inference, at: inference.started_at }))
-  ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0))
-  const { dropped, kept } = keepEnds(calls, max)
-  if (dropped === 0) return run
-  return {
-    ...run,
-    tool_calls: kept.flatMap((c) => (c.tool !== undefined ? [c.tool] : [])),
-    inference_calls: kept.flatMap((c) => (c.inference !== undefined ? [c.inference] : [])),
-    dropped_calls: (run.dropped_calls ?? 0) + dropped
-  }
 }

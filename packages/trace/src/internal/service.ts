@@ -12,8 +12,17 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import type { ExecutionStore } from "../ExecutionStore.js"
 import type { TraceId } from "../TraceId.js"
-import { FieldName, formatEpochSeconds, fromHash, isTerminal, Metadata, parseTimestamp, State } from "../TraceRecord.js"
-import { reservedFields } from "../TraceRecord.js"
+import {
+  FieldName,
+  formatEpochSeconds,
+  fromHash,
+  isTerminal,
+  Metadata,
+  parseTimestamp,
+  reservedFields,
+  State,
+  type TerminalState
+} from "../TraceRecord.js"
 import type {
   CreateOptions,
   Finished,
@@ -205,7 +214,7 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
 
   const end = (
     id: TraceId,
-    state: "COMPLETED" | "ERRORED",
+    state: TerminalState,
     fields: ReadonlyArray<string>,
     opening: number | undefined,
     request: string | undefined
