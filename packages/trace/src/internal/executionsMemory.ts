@@ -1,6 +1,7 @@
 /**
- * Execution records in memory: the Redis store's twin, over a `Map` of the same JSON, with TTL and retention read
- * from `Clock` (so `TestClock` drives them).
+ * Execution records in memory: the Redis store's twin, over a bounded map of the same JSON (`expiringMap.ts`), with
+ * TTL and retention read from `Clock` (so `TestClock` drives them). Expired records are purged on later saves; past
+ * `maxTraces` the record saved longest ago goes, counted in `sg_records_evicted_total{store="execution"}`.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -9,7 +10,9 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { agentsOf, type ExecutionSummary, startMillis, type Status, summarize } from "../ExecutionRecord.js"
 import type { ExecutionStore, Options } from "../ExecutionStore.js"
+import { countEviction, defaultMaxTraces } from "./evictions.js"
 import { encodeCursor, fromJson, isAfter, newestFirst, toJson, validate } from "./execQuery.js"
+import { ExpiringMap } from "./expiringMap.js"
 
 interface Entry {
   readonly json: string
@@ -31,20 +34,14 @@ export interface MemoryExecutions extends ExecutionStore {
 /** The memory execution store. */
 export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
   const ttlMs = Math.max(1000, Math.round(Duration.toMillis(options.ttl)))
-  const entries = new Map<string, Entry>()
-  let trimmedAt = -Infinity
-
-  // Expired entries are skipped on read; the sweep that frees them runs at most once a second.
-  const trim = (now: number) => {
-    if (now - trimmedAt < 1000) return
-    trimmedAt = now
-    for (const [id, entry] of entries) if (entry.expiresAt <= now) entries.delete(id)
-  }
+  const entries = new ExpiringMap<string, Entry>({
+    capacity: options.maxTraces ?? defaultMaxTraces,
+    onRemove: (_id, _entry, why) => why === "evicted" && countEviction("execution")
+  })
 
   const put = (id: string, json: string, index: { score: number; status: string; agents: ReadonlyArray<string> }) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      trim(now)
-      entries.set(id, { json, ...index, expiresAt: now + ttlMs })
+      entries.set(id, { json, ...index, expiresAt: now + ttlMs }, now, now + ttlMs)
     })
 
   const save: ExecutionStore["save"] = (record) =>
@@ -53,8 +50,8 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
 
   const get: ExecutionStore["get"] = (traceId) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const entry = entries.get(traceId)
-      if (entry === undefined || entry.expiresAt <= now) return Effect.succeedNone
+      const entry = entries.get(traceId, now)
+      if (entry === undefined) return Effect.succeedNone
       return Effect.map(fromJson(traceId, entry.json), Option.some)
     })
 

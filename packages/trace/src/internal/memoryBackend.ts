@@ -1,39 +1,51 @@
 /**
  * The TraceStore backend in process memory: a twin of the Redis keyspace (hashes with TTLs, the active set) whose
  * TTLs follow `Clock`. Each step runs synchronously after reading the clock, so it is atomic as a Lua script is.
+ * Both are bounded (`expiringMap.ts`): expired hashes are purged on later writes, past `maxTraces` the least recently
+ * written hash goes (its id, if still active, stays for the sweep to remove as Redis would leave it), and the active
+ * set drops its first added id past the same cap (that hash keeps its failsafe TTL).
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type { Backend, DecideResult, Row, SetStateResult } from "./backend.js"
 import { Decision } from "./backend.js"
+import { countEviction, defaultMaxTraces } from "./evictions.js"
+import { BoundedSet, ExpiringMap } from "./expiringMap.js"
 
 interface Entry {
   readonly fields: Map<string, string>
-  expiresAt: number | undefined
 }
 
-/** The twin keyspace: hashes by trace id, and the active set. Tests may write raw entries into it. */
+/** The twin keyspace: hashes by trace id (the map keeps their expiry), and the active set. Tests may write into it. */
 export class MemoryKeyspace {
-  readonly hashes = new Map<string, Entry>()
-  readonly active = new Set<string>()
+  readonly hashes: ExpiringMap<string, Entry>
+  readonly active: BoundedSet<string>
+
+  constructor(options?: { readonly maxTraces?: number | undefined }) {
+    const capacity = options?.maxTraces ?? defaultMaxTraces
+    this.hashes = new ExpiringMap({
+      capacity,
+      onRemove: (_id, _entry, why) => why === "evicted" && countEviction("lifecycle")
+    })
+    this.active = new BoundedSet({ capacity, onEvict: () => countEviction("active_set") })
+  }
 
   /** The live hash of an id at `now`; an expired one is deleted, as Redis does lazily. */
   live(id: string, now: number): Entry | undefined {
-    const entry = this.hashes.get(id)
-    if (entry === undefined) return undefined
-    if (entry.expiresAt !== undefined && entry.expiresAt <= now) {
-      this.hashes.delete(id)
-      return undefined
-    }
+    return this.hashes.get(id, now)
+  }
+
+  /** HSET of field/value pairs, creating the hash when needed (a live hash keeps its TTL). */
+  hset(id: string, now: number, pairs: ReadonlyArray<string>): Entry {
+    const entry = this.live(id, now) ?? { fields: new Map() }
+    for (let i = 0; i + 1 < pairs.length; i += 2) entry.fields.set(pairs[i]!, pairs[i + 1]!)
+    this.hashes.set(id, entry, now)
     return entry
   }
 
-  /** HSET of field/value pairs, creating the hash when needed. */
-  hset(id: string, now: number, pairs: ReadonlyArray<string>): Entry {
-    const entry = this.live(id, now) ?? { fields: new Map(), expiresAt: undefined }
-    for (let i = 0; i + 1 < pairs.length; i += 2) entry.fields.set(pairs[i]!, pairs[i + 1]!)
-    this.hashes.set(id, entry)
-    return entry
+  /** EXPIRE at `at` (Unix ms; `undefined`: PERSIST). */
+  expire(id: string, at: number | undefined): void {
+    this.hashes.expire(id, at ?? Infinity)
   }
 }
 
@@ -48,7 +60,8 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
     kind: "memory",
     create: (id, fields, ttlSeconds) =>
       atNow((now) => {
-        keyspace.hset(id, now, fields).expiresAt = now + ttlSeconds * 1000
+        keyspace.hset(id, now, fields)
+        keyspace.expire(id, now + ttlSeconds * 1000)
         keyspace.active.add(id)
       }),
     setState: (id, state, at, fields, terminalTtlSeconds) =>
@@ -59,7 +72,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         if (isTerminalState(current)) return { _tag: "terminal", state: current! }
         keyspace.hset(id, now, ["state", state, "updated_at", at, ...fields])
         if (terminalTtlSeconds !== undefined) {
-          entry.expiresAt = now + terminalTtlSeconds * 1000
+          keyspace.expire(id, now + terminalTtlSeconds * 1000)
           keyspace.active.delete(id)
         }
         return { _tag: "ok" }
@@ -70,7 +83,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         return entry === undefined ? undefined : Object.fromEntries(entry.fields)
       }),
     ttlMillis: (id) => atNow((now) => {
-      const expiresAt = keyspace.live(id, now)?.expiresAt
+      const expiresAt = keyspace.live(id, now) === undefined ? undefined : keyspace.hashes.expiresAt(id)
       return expiresAt === undefined ? undefined : expiresAt - now
     }),
     isActive: (id) => Effect.sync(() => keyspace.active.has(id)),
@@ -106,7 +119,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
                 return Decision.skipped
               }
               keyspace.hset(id, now, ["state", "ERRORED", "error", "orphaned", "updated_at", at])
-              entry.expiresAt = now + terminalTtlSeconds * 1000
+              keyspace.expire(id, now + terminalTtlSeconds * 1000)
               keyspace.active.delete(id)
               return Decision.orphaned
             })
