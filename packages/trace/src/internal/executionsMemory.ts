@@ -12,7 +12,7 @@ import { agentsOf, type ExecutionSummary, startMillis, type Status, summarize } 
 import type { ExecutionStore, Options } from "../ExecutionStore.js"
 import { countEviction, defaultMaxTraces } from "./evictions.js"
 import { encodeCursor, fromJson, isAfter, newestFirst, toJson, validate } from "./execQuery.js"
-import { ExpiringMap } from "./expiringMap.js"
+import { ExpiringMap, type Stats } from "./expiringMap.js"
 
 interface Entry {
   readonly json: string
@@ -22,13 +22,15 @@ interface Entry {
   readonly agents: ReadonlyArray<string>
 }
 
-/** The memory execution store, and a way for tests to store a raw value as Redis could hold one. */
+/** The memory execution store, a way for tests to store a raw value as Redis could hold one, and its size. */
 export interface MemoryExecutions extends ExecutionStore {
   readonly putRaw: (
     id: string,
     raw: string,
     index: { readonly score: number; readonly status: Status; readonly agents: ReadonlyArray<string> }
   ) => Effect.Effect<void>
+  /** What the bounded map holds and has dropped. */
+  readonly stats: Effect.Effect<Stats>
 }
 
 /** The memory execution store. */
@@ -88,5 +90,5 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
       }
     })
 
-  return { save, get, list, putRaw: (id, raw, index) => put(id, raw, index) }
+  return { save, get, list, putRaw: (id, raw, index) => put(id, raw, index), stats: Effect.sync(() => entries.stats()) }
 }
