@@ -268,7 +268,13 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     // Reduces and samples a trace (plain code: most traces end here, kept by no one); the record when it is kept.
     const prepare = (buffer: ExecTracer.TraceBuffer): ExecutionRecord | undefined => {
       if (buffer.openRoots > 0) {
-        buffer.state = "open"
+        if (traces.peek(buffer.key) === buffer) buffer.state = "open"
+        else {
+          // It aged out of `traces` while queued, and a root joined it meanwhile: nothing would ever expire it now.
+          buffer.state = "dropped"
+          ExecTracer.release(buffer, budget)
+          drop("open_too_long")
+        }
         return undefined
       }
       buffer.state = "done"
