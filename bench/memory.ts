@@ -44,10 +44,14 @@ interface Result {
 type Autocannon = (options: Readonly<Record<string, unknown>>) => Promise<Result>
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon
 
-const rssKb = (pid: number): number => {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-  if (match === null) throw new Error(`no VmRSS for ${pid}`)
-  return Number(match[1])
+/** The server's RSS in kB; undefined once it has exited (its status has no VmRSS then). */
+const rssKb = (pid: number): number | undefined => {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return match === null ? undefined : Number(match[1])
+  } catch {
+    return undefined
+  }
 }
 
 const mb = (kb: number) => `${(kb / 1024).toFixed(1)} MB`
@@ -135,25 +139,33 @@ interface Figures {
 }
 
 const runScenario = async (name: string, env: Readonly<Record<string, string>>): Promise<Figures> => {
-  const { child, port } = await startServe(env)
+  const { child, log, port } = await startServe(env)
   const pid = child.pid!
+  let exited: string | undefined
+  child.once("exit", (code, signal) => (exited = `sg serve exited (code ${code}, signal ${signal})`))
+  const rss = () => {
+    const kb = rssKb(pid)
+    if (kb !== undefined) return kb
+    throw new Error(`${exited ?? "sg serve is gone"}; its last log lines:\n${log().split("\n").slice(-20).join("\n")}`)
+  }
   try {
-    const started = rssKb(pid)
+    const started = rss()
     await load(port, warmup)
     await sleep(2000)
-    const warm = rssKb(pid)
+    const warm = rss()
     console.log(`\n## memory: ${name} ${JSON.stringify(env)}`)
     console.log(`start ${mb(started)}; after ${warmup} warm-up requests ${mb(warm)}`)
     let peak = warm
-    const sampler = setInterval(() => (peak = Math.max(peak, rssKb(pid))), 1000)
+    const sampler = setInterval(() => (peak = Math.max(peak, rssKb(pid) ?? 0)), 1000)
     const begun = Date.now()
     const row: Array<string> = []
     try {
       for (let i = 1; i <= slices; i++) {
         await load(port, Math.round(requests / slices))
-        const now = rssKb(pid)
+        const now = rss()
         peak = Math.max(peak, now)
         row.push(`${Math.round((requests / slices) * i / 1000)}k ${(now / 1024).toFixed(0)}`)
+        console.log(`  ${row[row.length - 1]} MB (${((Date.now() - begun) / 1000).toFixed(0)} s)`)
       }
     } finally {
       clearInterval(sampler)
@@ -161,7 +173,7 @@ const runScenario = async (name: string, env: Readonly<Record<string, string>>):
     const seconds = (Date.now() - begun) / 1000
     console.log(`RSS (MB) after each slice: ${row.join(" | ")}`)
     await sleep(3000)
-    const end = rssKb(pid)
+    const end = rss()
     const metrics = await get(port, "/metrics")
     const wanted = /^(sg_records_evicted_total|records_dropped|records_saved|sg_traces_active)\b/
     for (const line of metrics.split("\n")) if (wanted.test(line)) console.log(`  ${line}`)
@@ -173,6 +185,9 @@ const runScenario = async (name: string, env: Readonly<Record<string, string>>):
         `(goal within ${tolerance * 100} %: ${held ? "held" : "MISSED"})`
     )
     return { name, warm, peak, end, rps, held }
+  } catch (error) {
+    if (exited === undefined) throw error
+    throw new Error(`${String(error)}; ${exited}; its last log lines:\n${log().split("\n").slice(-20).join("\n")}`)
   } finally {
     await stop(child)
   }
