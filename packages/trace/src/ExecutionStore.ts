@@ -17,6 +17,7 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { ExecutionRecord, ExecutionSummary, Status } from "./ExecutionRecord.js"
+import { defaultMaxTraces } from "./internal/evictions.js"
 import type { TraceId } from "./TraceId.js"
 
 /** What to list. */
@@ -67,7 +68,7 @@ export interface ExecutionStore {
   readonly list: (options?: ListOptions) => Effect.Effect<Page, RedisError | InvalidExecutionQuery>
 }
 
-/** How long records are kept, and how large one trace's may grow. */
+/** How long records are kept, how large one trace's may grow, and in memory how many. */
 export interface Options {
   /** TTL of a record and retention of its index entries (`SG_EXEC_TTL`, 7 days). */
   readonly ttl: Duration.DurationInput
@@ -75,10 +76,22 @@ export interface Options {
   readonly maxRuns?: number | undefined
   /** Bytes of run JSON one trace's record holds at most, across all its requests (256 KiB). */
   readonly maxBytes?: number | undefined
+  /**
+   * The memory store's cap (`SG_MEMORY_MAX_TRACES`, 100,000): past it the record saved longest ago goes, counted in
+   * `sg_records_evicted_total{store="execution"}`. Redis ignores it (its memory is Redis' to bound).
+   */
+  readonly maxTraces?: number | undefined
 }
 
 /** The defaults DESIGN.md gives. */
-export const defaults: Options = { ttl: Duration.days(7), maxRuns: 1000, maxBytes: 256 * 1024 }
+export const defaults: Options = { ttl: Duration.days(7), maxRuns: 1000, maxBytes: 256 * 1024, maxTraces: defaultMaxTraces }
+
+/** `SG_MEMORY_MAX_TRACES` (100,000), a whole number from 1: the memory stores' cap, through `Config`. */
+export const memoryMaxTracesConfig: Config.Config<number> = Config.integer("SG_MEMORY_MAX_TRACES").pipe(
+  Config.withDefault(defaultMaxTraces),
+  Config.validate({ message: "SG_MEMORY_MAX_TRACES must be at least 1", validation: (n) => n >= 1 }),
+  Config.withDescription("the memory stores' cap: lifecycle hashes and execution records kept, each")
+)
 
 /** `SG_EXEC_TTL` (7 days), through `Config`. */
 export const config: Config.Config<Options> = Config.all({

@@ -10,6 +10,11 @@
  * and logs once per burst, never failing or slowing the traced effect. Closing the layer's scope flushes what is
  * queued, within `flushTimeout`. With `SG_RECORD=off` nothing is installed.
  *
+ * Bounded: at most `maxTraces` traces in flight and `maxBufferedSpans` spans across them (past either a new trace is
+ * not recorded, and past the span total a trace's further spans are counted in its record's `dropped.spans`), and a
+ * trace still open `maxOpenAge` after its first root started (a leaked span, a root that never ends) is dropped: each
+ * loss counted in `records_dropped` with its reason. Old buffers are purged as new traces open, under `Clock`.
+ *
  * Status of calls and runs: `timeout` when the failure is a timeout (`TimeoutException`, or an error whose `_tag` says
  * timeout), `error` otherwise. An interruption (a call that lost a race, a request cancelled) is not a timeout: it is
  * `error` with the error text `interrupted` and `interrupted: true`. A request whose client went away (its root span
@@ -30,6 +35,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { ExecutionRecord } from "./ExecutionRecord.js"
 import * as ExecTracer from "./internal/execTracer.js"
+import { ExpiringMap } from "./internal/expiringMap.js"
 import { type Limits, reduce, surelySuccess } from "./internal/reduce.js"
 import * as Redaction from "./Redaction.js"
 import * as Sampling from "./Sampling.js"
@@ -57,6 +63,16 @@ export interface Options {
   readonly maxTraces?: number | undefined
   /** Spans buffered per trace; past this they are counted in the record's `dropped.spans` (10,000). */
   readonly maxSpansPerTrace?: number | undefined
+  /**
+   * Spans buffered across all traces in flight (100,000); past this new traces are not recorded and the spans of
+   * those buffered are counted in their record's `dropped.spans` (their roots and agent runs are still kept).
+   */
+  readonly maxBufferedSpans?: number | undefined
+  /**
+   * How long a trace may stay open from its first root's start before it is dropped (30 minutes, the orphan
+   * threshold's default): a root that never ends must not hold its spans forever.
+   */
+  readonly maxOpenAge?: Duration.DurationInput | undefined
   /** Saves the writer runs at once (16). */
   readonly concurrency?: number | undefined
   /** How long closing the scope may spend flushing the queue (5 seconds). */
@@ -74,6 +90,8 @@ export const defaults: {
   readonly queueCapacity: number
   readonly maxTraces: number
   readonly maxSpansPerTrace: number
+  readonly maxBufferedSpans: number
+  readonly maxOpenAge: Duration.Duration
   readonly concurrency: number
   readonly flushTimeout: Duration.Duration
 } = {
@@ -86,6 +104,8 @@ export const defaults: {
   queueCapacity: 1000,
   maxTraces: 10_000,
   maxSpansPerTrace: 10_000,
+  maxBufferedSpans: 100_000,
+  maxOpenAge: Duration.minutes(30),
   concurrency: 16,
   flushTimeout: Duration.seconds(5)
 }
@@ -95,6 +115,8 @@ export type DropReason =
   | "queue_full"
   | "store_failed"
   | "too_many_traces"
+  | "too_many_spans"
+  | "open_too_long"
   | "invalid_trace_id"
   | "reduce_failed"
   | "shutdown"
@@ -126,6 +148,8 @@ export interface Stats {
   readonly openTraces: number
   /** Traces waiting for the writer. */
   readonly queued: number
+  /** Spans buffered across the traces in flight or queued. */
+  readonly bufferedSpans: number
 }
 
 /** The running recorder. */
@@ -140,6 +164,8 @@ export interface Service {
 export class Recorder extends Context.Tag("@sg/trace/Recorder")<Recorder, Service>() {}
 
 const batchSize = 256
+// Buffers past their age examined per new trace (beyond what `ExpiringMap.set` purges itself).
+const purgeBudget = 16
 
 const labels = new Map<DropReason, ReadonlyArray<MetricLabel.MetricLabel>>()
 const labelsOf = (reason: DropReason) => {
@@ -168,6 +194,8 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       queueCapacity: options.queueCapacity ?? defaults.queueCapacity,
       maxTraces: options.maxTraces ?? defaults.maxTraces,
       maxSpansPerTrace: options.maxSpansPerTrace ?? defaults.maxSpansPerTrace,
+      maxBufferedSpans: options.maxBufferedSpans ?? defaults.maxBufferedSpans,
+      maxOpenAge: options.maxOpenAge ?? defaults.maxOpenAge,
       concurrency: options.concurrency ?? defaults.concurrency,
       flushTimeout: options.flushTimeout ?? defaults.flushTimeout
     }
@@ -178,7 +206,19 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       redact: o.redact
     }
     const graceMs = Duration.toMillis(o.grace)
-    const traces = new Map<string, ExecTracer.TraceBuffer>()
+    const maxOpenAgeMs = Duration.toMillis(o.maxOpenAge)
+    const budget: ExecTracer.SpanBudget = { buffered: 0, max: o.maxBufferedSpans }
+    // By trace key, each expiring `maxOpenAge` after it opened; `rootBuffer` refuses past `maxTraces` itself.
+    const traces = new ExpiringMap<string, ExecTracer.TraceBuffer>({
+      capacity: Infinity,
+      onRemove: (_key, buffer) => {
+        // A queued trace is the writer's now; an open one is given up on.
+        if (buffer.state !== "open") return
+        buffer.state = "dropped"
+        ExecTracer.release(buffer, budget)
+        drop("open_too_long")
+      }
+    })
     const ready: Array<ExecTracer.TraceBuffer> = []
     const wake = yield* Effect.makeLatch(false)
     const lock = yield* Effect.makeSemaphore(1)
@@ -201,23 +241,31 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
 
     const hooks: ExecTracer.Hooks = {
       maxSpansPerTrace: o.maxSpansPerTrace,
-      rootBuffer: (traceId) => {
-        const existing = traces.get(traceId)
+      budget,
+      rootBuffer: (traceId, startTime) => {
+        const now = ExecTracer.toMillis(startTime)
+        const existing = traces.get(traceId, now)
         if (existing !== undefined) return existing
         if (closed) return undefined
+        traces.purge(now, purgeBudget)
         if (traces.size >= o.maxTraces) {
           drop("too_many_traces")
           return undefined
         }
+        if (budget.buffered >= budget.max) {
+          drop("too_many_spans")
+          return undefined
+        }
         const buffer = ExecTracer.makeBuffer(traceId)
-        traces.set(traceId, buffer)
+        traces.set(traceId, buffer, now, now + maxOpenAgeMs)
         return buffer
       },
       schedule: (buffer, endTime) => {
         if (buffer.state === "queued" || buffer.state === "dropped") return
         if (closed || ready.length >= o.queueCapacity) {
           buffer.state = "dropped"
-          if (traces.get(buffer.key) === buffer) traces.delete(buffer.key)
+          ExecTracer.release(buffer, budget)
+          if (traces.peek(buffer.key) === buffer) traces.delete(buffer.key)
           drop(closed ? "shutdown" : "queue_full")
           return
         }
@@ -231,11 +279,18 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     // Reduces and samples a trace (plain code: most traces end here, kept by no one); the record when it is kept.
     const prepare = (buffer: ExecTracer.TraceBuffer): ExecutionRecord | undefined => {
       if (buffer.openRoots > 0) {
-        buffer.state = "open"
+        if (traces.peek(buffer.key) === buffer) buffer.state = "open"
+        else {
+          // It aged out of `traces` while queued, and a root joined it meanwhile: nothing would ever expire it now.
+          buffer.state = "dropped"
+          ExecTracer.release(buffer, budget)
+          drop("open_too_long")
+        }
         return undefined
       }
       buffer.state = "done"
-      if (traces.get(buffer.key) === buffer) traces.delete(buffer.key)
+      ExecTracer.release(buffer, budget)
+      if (traces.peek(buffer.key) === buffer) traces.delete(buffer.key)
       const traceId = TraceId.fromHex(buffer.key)
       if (Option.isNone(traceId)) {
         drop("invalid_trace_id")
@@ -352,7 +407,10 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         Effect.zipRight(Effect.suspend(() => {
           closed = true
           const left = new Set([...ready, ...traces.values()])
-          for (const buffer of left) buffer.state = "dropped"
+          for (const buffer of left) {
+            buffer.state = "dropped"
+            ExecTracer.release(buffer, budget)
+          }
           ready.length = 0
           traces.clear()
           if (left.size > 0) drop("shutdown", left.size)
@@ -372,7 +430,7 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
     return Recorder.of({
       enabled: true,
       flush,
-      stats: Effect.sync(() => ({ openTraces: traces.size, queued: ready.length }))
+      stats: Effect.sync(() => ({ openTraces: traces.size, queued: ready.length, bufferedSpans: budget.buffered }))
     })
   })
 
@@ -383,7 +441,7 @@ export const layer = (options: Options): Layer.Layer<Recorder> => Layer.scoped(R
 export const layerDisabled: Layer.Layer<Recorder> = Layer.succeed(Recorder, {
   enabled: false,
   flush: Effect.void,
-  stats: Effect.succeed({ openTraces: 0, queued: 0 })
+  stats: Effect.succeed({ openTraces: 0, queued: 0, bufferedSpans: 0 })
 })
 
 /** `SG_RECORD` (on), `SG_SAMPLE_SUCCESS` (0.1) and `SG_TRUNCATE` (500), through `Config`. */

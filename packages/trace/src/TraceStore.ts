@@ -15,6 +15,7 @@ import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as ExecutionStore from "./ExecutionStore.js"
+import * as Evictions from "./internal/evictions.js"
 import { makeMemoryExecutions } from "./internal/executionsMemory.js"
 import { makeRedisExecutions } from "./internal/executionsRedis.js"
 import { makeMemoryBackend, MemoryKeyspace } from "./internal/memoryBackend.js"
@@ -43,6 +44,11 @@ export interface Options {
   readonly sweepBatchSize: number
   /** TTL of an execution record and retention of its index entries (7 days). */
   readonly execTtl: Duration.DurationInput
+  /**
+   * The memory store's cap (`SG_MEMORY_MAX_TRACES`, 100,000) on lifecycle hashes, on active ids and on execution
+   * records, each: past it the least recently written goes, counted in `recordsEvicted`. Redis ignores it.
+   */
+  readonly maxTraces: number
 }
 
 /** The defaults DESIGN.md gives. TTLs are whole seconds in Redis: shorter ones are rounded up to a second. */
@@ -51,8 +57,15 @@ export const defaults: Options = {
   terminalTtl: Duration.hours(1),
   orphanThreshold: Duration.minutes(30),
   sweepBatchSize: 500,
-  execTtl: Duration.days(7)
+  execTtl: Duration.days(7),
+  maxTraces: Evictions.defaultMaxTraces
 }
+
+/**
+ * Entries the memory store evicted past `maxTraces`, oldest first: `sg_records_evicted_total`, by `store`
+ * (`lifecycle` hashes, `active_set` ids, `execution` records). Expired entries are not counted: they are purged.
+ */
+export const recordsEvicted = Evictions.recordsEvicted
 
 const atLeastASecond = (name: string) =>
   Config.validate<Duration.Duration>({
@@ -78,8 +91,15 @@ export const config: Config.Config<Options> = Config.all({
     Config.withDescription("age past which a trace in flight is orphaned")
   ),
   sweepBatchSize: Config.succeed(defaults.sweepBatchSize),
-  execTtl: Config.map(ExecutionStore.config, (options) => options.ttl)
+  execTtl: Config.map(ExecutionStore.config, (options) => options.ttl),
+  maxTraces: Config.succeed(defaults.maxTraces)
 })
+
+/** `config` and `SG_MEMORY_MAX_TRACES` (100,000), for the memory store. */
+export const memoryConfig: Config.Config<Options> = Config.all({
+  options: config,
+  maxTraces: ExecutionStore.memoryMaxTracesConfig
+}).pipe(Config.map(({ maxTraces, options }) => ({ ...options, maxTraces })))
 
 /** How one sweep runs. */
 export interface SweepOptions {
@@ -248,14 +268,17 @@ export const makeRedis = (options?: Partial<Options>): Effect.Effect<Service, ne
     return makeService(makeRedisBackend(redis), resolved, makeRedisExecutions(redis, { ttl: resolved.execTtl }))
   })
 
-/** A store in process memory with the same semantics; TTLs follow `Clock`, so `TestClock` expires records. */
+/**
+ * A store in process memory with the same semantics; TTLs follow `Clock`, so `TestClock` expires records. Bounded:
+ * expired entries are purged on later writes, and past `maxTraces` the oldest go first.
+ */
 export const makeMemory = (options?: Partial<Options>): Effect.Effect<Service> =>
   Effect.sync(() => {
     const resolved = resolve(options)
     return makeService(
-      makeMemoryBackend(new MemoryKeyspace()),
+      makeMemoryBackend(new MemoryKeyspace({ maxTraces: resolved.maxTraces })),
       resolved,
-      makeMemoryExecutions({ ttl: resolved.execTtl })
+      makeMemoryExecutions({ ttl: resolved.execTtl, maxTraces: resolved.maxTraces })
     )
   })
 
@@ -270,8 +293,8 @@ export const layerRedisConfig: Layer.Layer<TraceStore, ConfigError.ConfigError, 
 /** The memory store with DESIGN.md's defaults. */
 export const layerMemory: Layer.Layer<TraceStore> = Layer.effect(TraceStore, makeMemory())
 
-/** The memory store configured from the environment (see `config`). */
+/** The memory store configured from the environment (see `memoryConfig`). */
 export const layerMemoryConfig: Layer.Layer<TraceStore, ConfigError.ConfigError> = Layer.effect(
   TraceStore,
-  Effect.flatMap(config, makeMemory)
+  Effect.flatMap(memoryConfig, makeMemory)
 )

@@ -18,6 +18,8 @@ export interface TraceBuffer {
   readonly key: string
   readonly spans: Array<SpanData>
   droppedSpans: number
+  /** Spans pushed that still count towards the recorder's total (`SpanBudget`); 0 once released. */
+  counted: number
   /** Root spans started and not yet ended: the trace is reduced once this is back at 0. */
   openRoots: number
   /** `open` while roots run; `queued` on the ready list; `done` once reduced (a late span queues it again). */
@@ -26,13 +28,20 @@ export interface TraceBuffer {
   dueAt: number
 }
 
+/** The spans buffered across every trace, and the most there may be. */
+export interface SpanBudget {
+  buffered: number
+  readonly max: number
+}
+
 /** What the tracer asks of the recorder. */
 export interface Hooks {
-  /** The buffer a new root span of `traceId` joins; undefined when the trace is not recorded. */
-  readonly rootBuffer: (traceId: string) => TraceBuffer | undefined
+  /** The buffer a new root span of `traceId` joins (it starts at `startTime`); undefined when not recorded. */
+  readonly rootBuffer: (traceId: string, startTime: bigint) => TraceBuffer | undefined
   /** A trace's last root ended (or a span ended after that): put it on the ready list. */
   readonly schedule: (buffer: TraceBuffer, endTime: bigint) => void
   readonly maxSpansPerTrace: number
+  readonly budget: SpanBudget
 }
 
 /** A span of the inner tracer, observed: buffered under its trace when it ends. */
@@ -81,8 +90,14 @@ export class RecordingSpan implements Tracer.Span {
     const buffer = this.buffer
     if (buffer === undefined || buffer.state === "dropped") return
     // A snapshot, not the span: once the trace has run, its spans (and the inner tracer's) can be collected.
-    // Past the cap, roots and agent runs are still kept: the record's structure hangs on them.
-    if (buffer.spans.length < this.hooks.maxSpansPerTrace || this.root || this.inner.attributes.has(runIdAttribute)) {
+    // Past the caps (per trace, and in total), roots and agent runs are still kept: the record's structure hangs on them.
+    const budget = this.hooks.budget
+    if (
+      (buffer.spans.length < this.hooks.maxSpansPerTrace && budget.buffered < budget.max) || this.root ||
+      this.inner.attributes.has(runIdAttribute)
+    ) {
+      budget.buffered++
+      buffer.counted++
       buffer.spans.push({
         spanId: this.inner.spanId,
         parentSpanId: this.parent._tag === "Some" ? this.parent.value.spanId : undefined,
@@ -136,7 +151,7 @@ export const make = (inner: Tracer.Tracer, hooks: Hooks): Tracer.Tracer =>
       if (parentSpan instanceof RecordingSpan) {
         return new RecordingSpan(span, parent, parentSpan.buffer, false, startTime, hooks)
       }
-      const buffer = hooks.rootBuffer(span.traceId)
+      const buffer = hooks.rootBuffer(span.traceId, startTime)
       if (buffer !== undefined) buffer.openRoots++
       return new RecordingSpan(span, parent, buffer, true, startTime, hooks)
     },
@@ -150,6 +165,7 @@ export const makeBuffer = (key: string): TraceBuffer => ({
   key,
   spans: [],
   droppedSpans: 0,
+  counted: 0,
   openRoots: 0,
   state: "open",
   dueAt: 0
@@ -157,3 +173,9 @@ export const makeBuffer = (key: string): TraceBuffer => ({
 
 /** Unix milliseconds of a span timestamp. */
 export const toMillis = (nanos: bigint): number => Number((nanos + 500_000n) / 1_000_000n)
+
+/** Takes a buffer's spans off the total (once it is reduced or dropped); a late span counts again until the next. */
+export const release = (buffer: TraceBuffer, budget: SpanBudget): void => {
+  budget.buffered -= buffer.counted
+  buffer.counted = 0
+}

@@ -1,6 +1,8 @@
 /**
- * Execution records in memory: the Redis store's twin, over a `Map` of the same record fields (`execLayout.ts`),
- * merged by the same rules, with TTL and retention read from `Clock` (so `TestClock` drives them).
+ * Execution records in memory: the Redis store's twin, over a bounded map (`expiringMap.ts`) of the same record fields
+ * (`execLayout.ts`), merged by the same rules, with TTL and retention read from `Clock` (so `TestClock` drives them).
+ * Expired records are purged on later saves; past `maxTraces` the record saved longest ago goes, counted in
+ * `sg_records_evicted_total{store="execution"}`.
  */
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
@@ -9,14 +11,15 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { agentsOf, type ExecutionRecord, type ExecutionSummary, type Status, summarize } from "../ExecutionRecord.js"
 import type { ExecutionRecordCorrupt, ExecutionStore, Options } from "../ExecutionStore.js"
-import { encodeCursor, fromJson, isAfter, newestFirst, validate } from "./execQuery.js"
+import { countEviction, defaultMaxTraces } from "./evictions.js"
 import { assemble, defaultMaxBytes, defaultMaxRuns, merge, toParts } from "./execLayout.js"
+import { encodeCursor, fromJson, isAfter, newestFirst, validate } from "./execQuery.js"
+import { ExpiringMap, type Stats } from "./expiringMap.js"
 
 interface Entry {
   /** The record's fields, or the raw value a test stored (as an earlier version's JSON string would be). */
   readonly value: Map<string, string> | string
   score: number
-  expiresAt: number
   status: string
   readonly agents: Set<string>
 }
@@ -28,20 +31,17 @@ export interface MemoryExecutions extends ExecutionStore {
     raw: string,
     index: { readonly score: number; readonly status: Status; readonly agents: ReadonlyArray<string> }
   ) => Effect.Effect<void>
+  /** What the bounded map holds and has dropped. */
+  readonly stats: Effect.Effect<Stats>
 }
 
 /** The memory execution store. */
 export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
   const ttlMs = Math.max(1000, Math.round(Duration.toMillis(options.ttl)))
-  const entries = new Map<string, Entry>()
-  let trimmedAt = -Infinity
-
-  // Expired entries are skipped on read; the sweep that frees them runs at most once a second.
-  const trim = (now: number) => {
-    if (now - trimmedAt < 1000) return
-    trimmedAt = now
-    for (const [id, entry] of entries) if (entry.expiresAt <= now) entries.delete(id)
-  }
+  const entries = new ExpiringMap<string, Entry>({
+    capacity: options.maxTraces ?? defaultMaxTraces,
+    onRemove: (_id, _entry, why) => why === "evicted" && countEviction("execution")
+  })
 
   const maxRuns = options.maxRuns ?? defaultMaxRuns
   const maxBytes = options.maxBytes ?? defaultMaxBytes
@@ -49,19 +49,13 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
   const recordOf = (id: string, entry: Entry): Either.Either<ExecutionRecord, ExecutionRecordCorrupt> =>
     typeof entry.value === "string" ? fromJson(id, entry.value) : assemble(id, Object.fromEntries(entry.value))
 
-  const live = (id: string, now: number): Entry | undefined => {
-    const entry = entries.get(id)
-    if (entry === undefined || entry.expiresAt > now) return entry
-    entries.delete(id)
-    return undefined
-  }
+  const live = (id: string, now: number): Entry | undefined => entries.get(id, now)
 
   const save: ExecutionStore["save"] = (record) =>
     Effect.flatMap(
       Either.match(toParts(record, agentsOf(record)), { onLeft: Effect.fail, onRight: Effect.succeed }),
       (parts) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          trim(now)
           const current = live(parts.id, now)
           let fields: Map<string, string>
           if (current !== undefined && typeof current.value === "string") {
@@ -79,13 +73,7 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
           const merged = merge(fields, parts, { maxRuns, maxBytes })
           const agents = current?.agents ?? new Set<string>()
           for (const agent of parts.agents) agents.add(agent)
-          entries.set(parts.id, {
-            value: fields,
-            score: merged.startedMs,
-            status: merged.status,
-            agents,
-            expiresAt: now + ttlMs
-          })
+          entries.set(parts.id, { value: fields, score: merged.startedMs, status: merged.status, agents }, now, now + ttlMs)
           return Effect.void
         })
     )
@@ -111,7 +99,8 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
           : query.status === undefined || entry.status === query.status
       const candidates = Array.from(entries, ([id, entry]) => ({ id, score: entry.score, entry }))
         .filter(({ entry, id, score }) =>
-          entry.expiresAt > now && score > cutoff && isAfter(query.cursor, score, id) && indexed(entry)
+          (entries.expiresAt(id) ?? Infinity) > now && score > cutoff && isAfter(query.cursor, score, id) &&
+          indexed(entry)
         )
         .sort(newestFirst)
       const items: Array<{ readonly summary: ExecutionSummary; readonly score: number; readonly id: string }> = []
@@ -139,8 +128,8 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
     list,
     putRaw: (id, raw, index) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        trim(now)
-        entries.set(id, { value: raw, ...index, agents: new Set(index.agents), expiresAt: now + ttlMs })
-      })
+        entries.set(id, { value: raw, ...index, agents: new Set(index.agents) }, now, now + ttlMs)
+      }),
+    stats: Effect.sync(() => entries.stats())
   }
 }

@@ -1,40 +1,52 @@
 /**
  * The TraceStore backend in process memory: a twin of the Redis keyspace (hashes with TTLs, the active set) whose
  * TTLs follow `Clock`. Each step runs synchronously after reading the clock, so it is atomic as a Lua script is.
+ * Both are bounded (`expiringMap.ts`): expired hashes are purged on later writes, past `maxTraces` the least recently
+ * written hash goes (its id, if still active, stays for the sweep to remove as Redis would leave it), and the active
+ * set drops its first added id past the same cap (that hash keeps its failsafe TTL).
  */
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { isTerminal } from "../TraceRecord.js"
 import type { Backend, CreateResult, DecideResult, FinishResult, Refused, Row } from "./backend.js"
 import { Decision } from "./backend.js"
+import { countEviction, defaultMaxTraces } from "./evictions.js"
+import { BoundedSet, ExpiringMap } from "./expiringMap.js"
 
 interface Entry {
   readonly fields: Map<string, string>
-  expiresAt: number | undefined
 }
 
-/** The twin keyspace: hashes by trace id, and the active set. Tests may write raw entries into it. */
+/** The twin keyspace: hashes by trace id (the map keeps their expiry), and the active set. Tests may write into it. */
 export class MemoryKeyspace {
-  readonly hashes = new Map<string, Entry>()
-  readonly active = new Set<string>()
+  readonly hashes: ExpiringMap<string, Entry>
+  readonly active: BoundedSet<string>
+
+  constructor(options?: { readonly maxTraces?: number | undefined }) {
+    const capacity = options?.maxTraces ?? defaultMaxTraces
+    this.hashes = new ExpiringMap({
+      capacity,
+      onRemove: (_id, _entry, why) => why === "evicted" && countEviction("lifecycle")
+    })
+    this.active = new BoundedSet({ capacity, onEvict: () => countEviction("active_set") })
+  }
 
   /** The live hash of an id at `now`; an expired one is deleted, as Redis does lazily. */
   live(id: string, now: number): Entry | undefined {
-    const entry = this.hashes.get(id)
-    if (entry === undefined) return undefined
-    if (entry.expiresAt !== undefined && entry.expiresAt <= now) {
-      this.hashes.delete(id)
-      return undefined
-    }
+    return this.hashes.get(id, now)
+  }
+
+  /** HSET of field/value pairs, creating the hash when needed (a live hash keeps its TTL). */
+  hset(id: string, now: number, pairs: ReadonlyArray<string>): Entry {
+    const entry = this.live(id, now) ?? { fields: new Map() }
+    for (let i = 0; i + 1 < pairs.length; i += 2) entry.fields.set(pairs[i]!, pairs[i + 1]!)
+    this.hashes.set(id, entry, now)
     return entry
   }
 
-  /** HSET of field/value pairs, creating the hash when needed. */
-  hset(id: string, now: number, pairs: ReadonlyArray<string>): Entry {
-    const entry = this.live(id, now) ?? { fields: new Map(), expiresAt: undefined }
-    for (let i = 0; i + 1 < pairs.length; i += 2) entry.fields.set(pairs[i]!, pairs[i + 1]!)
-    this.hashes.set(id, entry)
-    return entry
+  /** EXPIRE at `at` (Unix ms; `undefined`: PERSIST). */
+  expire(id: string, at: number | undefined): void {
+    this.hashes.expire(id, at ?? Infinity)
   }
 }
 
@@ -87,7 +99,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
           const inFlight = num(current.fields.get("in_flight"), 1) + 1
           result = { opening: Math.max(opening, 1), kind: "joined", inFlight }
         }
-        const entry = keyspace.hset(id, now, [
+        keyspace.hset(id, now, [
           "state",
           state,
           "updated_at",
@@ -101,7 +113,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
           ...(token === undefined ? [] : [token, String(result.opening)]),
           ...metadata
         ])
-        entry.expiresAt = now + ttlSeconds * 1000
+        keyspace.expire(id, now + ttlSeconds * 1000)
         keyspace.active.add(id)
         return result
       }),
@@ -128,7 +140,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         }
         const final = errors > 0 ? "ERRORED" : "COMPLETED"
         keyspace.hset(id, now, ["state", final, "updated_at", at, "in_flight", "0", "errors", String(errors)])
-        entry!.expiresAt = now + terminalTtlSeconds * 1000
+        keyspace.expire(id, now + terminalTtlSeconds * 1000)
         keyspace.active.delete(id)
         return { _tag: "ended", state: final }
       }),
@@ -148,7 +160,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         return entry === undefined ? undefined : Object.fromEntries(entry.fields)
       }),
     ttlMillis: (id) => atNow((now) => {
-      const expiresAt = keyspace.live(id, now)?.expiresAt
+      const expiresAt = keyspace.live(id, now) === undefined ? undefined : keyspace.hashes.expiresAt(id)
       return expiresAt === undefined ? undefined : expiresAt - now
     }),
     isActive: (id) => Effect.sync(() => keyspace.active.has(id)),
@@ -195,7 +207,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
               if (terminal || activity !== seen) return Decision.skipped
               forget(entry)
               keyspace.hset(id, now, ["state", "ERRORED", "error", "orphaned", "updated_at", at, "in_flight", "0"])
-              entry.expiresAt = now + terminalTtlSeconds * 1000
+              keyspace.expire(id, now + terminalTtlSeconds * 1000)
               keyspace.active.delete(id)
               return Decision.orphaned
             })

@@ -47,14 +47,13 @@ export const memory: Layer.Layer<TraceStore.TraceStore | StoreKit> = Layer.unwra
       name: "memory",
       writeRaw: (id, fields, options) =>
         Effect.map(Clock.currentTimeMillis, (now) => {
-          keyspace.hset(id, now, Object.entries(fields).flat()).expiresAt = options?.ttlSeconds === undefined
-            ? undefined
-            : now + options.ttlSeconds * 1000
+          keyspace.hset(id, now, Object.entries(fields).flat())
+          keyspace.expire(id, options?.ttlSeconds === undefined ? undefined : now + options.ttlSeconds * 1000)
           if (options?.active !== false) keyspace.active.add(id)
         }),
       readRaw: (id) =>
         Effect.sync(() => {
-          const entry = keyspace.hashes.get(id)
+          const entry = keyspace.hashes.peek(id)
           return entry === undefined ? undefined : Object.fromEntries(entry.fields)
         }),
       dropHash: (id) => Effect.sync(() => void keyspace.hashes.delete(id)),

@@ -40,6 +40,7 @@ export const spansOf = <A, E>(program: Effect.Effect<A, E>): Effect.Effect<Reado
     const inner = yield* Effect.tracer
     const tracer = ExecTracer.make(inner, {
       maxSpansPerTrace: 100_000,
+      budget: { buffered: 0, max: Infinity },
       rootBuffer: (traceId) => {
         let buffer = buffers.get(traceId)
         if (buffer === undefined) {
