@@ -7,7 +7,8 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   sweep: () => import("./sweep.js"),
   breaker: () => import("./breaker.js"),
   recorder: () => import("./recorder.js"),
-  gateway: () => import("./gateway.js")
+  gateway: () => import("./gateway.js"),
+  readyz: () => import("./readyz.js")
 }
 
 const wanted = process.argv.slice(2)

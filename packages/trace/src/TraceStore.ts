@@ -152,6 +152,8 @@ export interface Service {
   readonly isActive: (id: TraceId) => Effect.Effect<boolean, RedisError>
   /** How many ids the active set holds (SCARD). */
   readonly activeCount: Effect.Effect<number, RedisError>
+  /** Succeeds only while the store answers (a PING to Redis; always, for memory): for readiness checks. */
+  readonly ping: Effect.Effect<void, RedisError>
   /**
    * One pass of the orphan sweep: walks the active set in batches (SSCAN), removes ids whose hash is gone, and makes
    * traces in flight past the threshold `ERRORED` (`error` = `orphaned`, terminal TTL, out of the set), deciding

@@ -46,6 +46,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
 
   return {
     kind: "memory",
+    ping: Effect.void,
     create: (id, fields, ttlSeconds) =>
       atNow((now) => {
         keyspace.hset(id, now, fields).expiresAt = now + ttlSeconds * 1000
