@@ -2,7 +2,8 @@
  * `pnpm bench readyz`: how fast `/readyz` answers a load balancer. A real `sg serve` (as `pnpm start` runs it, one
  * process) over a private `redis-server`, loaded from a second process on loopback with autocannon,
  * `SG_BENCH_CONNECTIONS` (64) connections for `SG_BENCH_SECONDS` (5) per row:
- * - `cold`: the first `/readyz` after the start-up line (one request, before anything warmed the route);
+ * - `cold`: the first `/readyz` after the start-up line (one request, before anything warmed the route); then
+ *   every route is warmed up for 2 s;
  * - `/healthz`: the baseline, a route that reads nothing;
  * - `/readyz`: Redis up, and `/readyz, Redis down` (the server killed: the old route waited out a PING per probe);
  * - `/readyz probe, /v1/runs loaded`: one probe every 50 ms while the 64 connections run agents, as a health check
@@ -28,9 +29,8 @@ const loadScript = `
 const autocannon = require(process.argv[1])
 const http = require("node:http")
 const [base, path, seconds, connections, probePath] = process.argv.slice(2)
-const run = path === "/v1/runs"
-  ? { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: "what is 2+3*4?" }) }
-  : {}
+const body = JSON.stringify({ input: "what is 2+3*4?" })
+const run = path === "/v1/runs" ? { method: "POST", headers: { "content-type": "application/json" }, body } : {}
 const probe = () => new Promise((resolve) => {
   const start = process.hrtime.bigint()
   const req = http.get(base + probePath, { agent: false, timeout: 5000 }, (res) => {
@@ -38,7 +38,7 @@ const probe = () => new Promise((resolve) => {
     res.on("end", () => resolve({ ms: Number(process.hrtime.bigint() - start) / 1e6, status: res.statusCode }))
   })
   req.on("timeout", () => req.destroy(new Error("timeout")))
-  req.on("error", () => resolve({ ms: Infinity, status: 0 }))
+  req.on("error", () => resolve({ ms: -1, status: 0 }))
 })
 ;(async () => {
   const probes = []
@@ -53,12 +53,12 @@ const probe = () => new Promise((resolve) => {
   const loaded = await autocannon({ url: base + path, connections: +connections, duration: +seconds, ...run })
   loading = false
   await prober
-  const sorted = probes.map((p) => p.ms).sort((a, b) => a - b)
-  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+  const sorted = probes.filter((p) => p.ms >= 0).map((p) => p.ms).sort((a, b) => a - b)
+  const at = (q) => sorted.length === 0 ? -1 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
   process.stdout.write(JSON.stringify({
     rps: loaded.requests.average, p50: loaded.latency.p50, p99: loaded.latency.p99, max: loaded.latency.max,
     non2xx: loaded.non2xx, errors: loaded.errors + loaded.timeouts,
-    probes: probes.length, probeP50: at(0.5), probeP99: at(0.99), probeMax: sorted.at(-1),
+    probes: probes.length, probeP50: at(0.5), probeP99: at(0.99), probeMax: at(1),
     probeNon2xx: probes.filter((p) => p.status !== 200).length
   }) + "\\n")
 })().catch((e) => { console.error(e); process.exit(1) })
@@ -78,11 +78,11 @@ interface Load {
   readonly probeNon2xx: number
 }
 
-const load = (base: string, path: string, probePath = "-"): Promise<Load> =>
+const load = (base: string, path: string, probePath = "-", duration = seconds): Promise<Load> =>
   new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ["-e", loadScript, autocannonPath, base, path, String(seconds), String(connections), probePath],
+      ["-e", loadScript, autocannonPath, base, path, String(duration), String(connections), probePath],
       { stdio: ["ignore", "pipe", "inherit"] }
     )
     let out = ""
@@ -129,6 +129,8 @@ export const run = async (): Promise<void> => {
     })
     const base = `http://127.0.0.1:${port}`
     const cold = await timed(`${base}/readyz`)
+    // Warm every route up (JIT, connection pools) before anything is measured.
+    for (const path of ["/healthz", "/readyz", "/v1/runs"]) await load(base, path, "-", 2)
     const rows: Array<readonly [string, Load]> = []
     rows.push(["/healthz", await load(base, "/healthz")])
     rows.push(["/readyz", await load(base, "/readyz")])
@@ -141,7 +143,9 @@ export const run = async (): Promise<void> => {
 
     console.log(`\n## readyz: sg serve over redis-server, ${connections} connections × ${seconds} s per row`)
     console.log(`cold: the first /readyz after the start-up line answered ${cold.status} in ${cold.ms.toFixed(1)} ms`)
-    console.log("row                             req/s    p50 ms  p99 ms  max ms  non-2xx  errors  probes p50/p99/max ms")
+    console.log(
+      "row                             req/s    p50 ms  p99 ms  max ms  non-2xx  errors  probes p50/p99/max ms"
+    )
     for (const [name, r] of rows) {
       const probes = r.probes === 0
         ? ""

@@ -137,10 +137,13 @@ export const make = (
       Effect.interruptible
     )
 
+    // Writes are failing while the store's breaker is open: they failed within its cool-down. Once it is half-open
+    // that is no longer known (a replica out of its load balancer writes nothing to find out), so the store is not
+    // named failing any more, only the breaker; a failed trial reopens it.
     const storeIndicator = (statuses: ReadonlyArray<CircuitBreaker.Status>): Health.Indicator | undefined => {
       if (last !== undefined && !last.reachable) return { name: storeName, message: `unreachable: ${last.error}` }
       const writes = statuses.find((status) => status.name === TraceLifecycle.breakerName)
-      if (writes !== undefined && writes.state !== "closed") {
+      if (writes !== undefined && (writes.state === "open" || writes.state === "isolated")) {
         return { name: storeName, message: `failing writes: the ${writes.name} breaker is ${breakerMessage(writes)}` }
       }
       return undefined
