@@ -8,7 +8,8 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   breaker: () => import("./breaker.js"),
   recorder: () => import("./recorder.js"),
   gateway: () => import("./gateway.js"),
-  memory: () => import("./memory.js")
+  memory: () => import("./memory.js"),
+  readyz: () => import("./readyz.js")
 }
 
 const wanted = process.argv.slice(2)

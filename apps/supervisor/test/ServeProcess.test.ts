@@ -253,7 +253,7 @@ layer(served, { excludeTestServices: true, timeout: "60 seconds" })("sg serve as
       expect(malformed.stderr()).toContain("not a trace id: \"not-an-id\"")
     }), 60_000)
 
-  it.effect("Redis stopped mid-way: runs answer 200, fast once the store's breaker opens; /readyz 503; recovery", () =>
+  it.effect("Redis stopped mid-way: runs answer 200, quickly once the store breaker opens; /readyz names it", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.RedisTestServer
       const { child, port } = yield* Server
@@ -269,15 +269,19 @@ layer(served, { excludeTestServices: true, timeout: "60 seconds" })("sg serve as
       }
       // The first run waits out the 500 ms command timeouts that open the breaker; the ones after skip the writes.
       expect(durations.slice(-5).filter((ms) => ms >= 250), `durations: ${durations.join(", ")}`).toEqual([])
-      const ready = yield* Http.get(port, "/readyz")
-      expect(errorOf(ready)).toEqual({ status: 503, error: "not_ready" })
+      // Still ready (it serves without tracing), the store named as degraded.
+      const unreachable = (a: Http.Answer) =>
+        a.json?.degraded?.some((d: any) => d.name === "store" && d.message.startsWith("unreachable:")) === true
+      const ready = yield* waitFor("/readyz to name the store unreachable", Effect.map(Http.get(port, "/readyz"),
+        (a) => unreachable(a) ? Option.some(a) : Option.none()), "5 seconds", outputs(child))
+      expect(ready.status).toBe(200)
       const status = (yield* Http.get(port, "/api/status")).json
       expect(status.redis).toMatchObject({ reachable: false })
       expect(status.circuits).toContainEqual(expect.objectContaining({ name: "trace-store", state: "open" }))
 
       yield* server.start
-      yield* waitUntil("/readyz to answer 200", Effect.map(Http.get(port, "/readyz"), (a) => a.status === 200),
-        "15 seconds", outputs(child))
+      yield* waitUntil("/api/status to see Redis again", Effect.map(Http.get(port, "/api/status"),
+        (a) => a.json.redis.reachable === true), "15 seconds", outputs(child))
       // Once the breaker's cool-down is over, a trial write goes through and lifecycle records are written again.
       const id = yield* waitFor("a run's lifecycle record in Redis", Effect.gen(function*() {
         const answer = yield* Http.postRun(port, { input: "what is 2*21?" })
@@ -344,7 +348,7 @@ describe("sg serve, stopping", () => {
       expect(answer.status).toBe(200)
       const status = (yield* Http.get(port, "/api/status")).json
       expect(status).toMatchObject({ store: "memory", redis: null, watchdog: { leader: true } })
-      expect((yield* Http.get(port, "/readyz")).json).toEqual({ status: "ready", redis: "not_used" })
+      expect((yield* Http.get(port, "/readyz")).json).toEqual({ ready: true, degraded: [] })
       yield* child.signal("SIGTERM")
       expect(yield* ended(child)).toEqual({ code: 0, signal: null })
     }).pipe(Effect.scoped), 60_000)

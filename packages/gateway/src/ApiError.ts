@@ -5,6 +5,7 @@
  * body back into the class.
  */
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import { Health } from "@sg/resilience"
 import * as Schema from "effect/Schema"
 
 /** The request is wrong: a bad body, query parameter or path parameter; `field` names it (`body` for the whole). */
@@ -44,9 +45,11 @@ export class Timeout extends Schema.TaggedError<Timeout>("@sg/gateway/Timeout")(
   message: Schema.String
 }) {}
 
-/** `/readyz`: a dependency (Redis) cannot be reached. */
+/** `/readyz`: this replica should not be sent requests (starting, draining, or a required store is down). */
 export class NotReady extends Schema.TaggedError<NotReady>("@sg/gateway/NotReady")("NotReady", {
-  message: Schema.String
+  message: Schema.String,
+  /** Everything degraded, as in a ready answer. */
+  degraded: Schema.Array(Health.Indicator)
 }) {}
 
 /** The trace store cannot be read right now (Redis unreachable). */

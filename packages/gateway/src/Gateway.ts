@@ -10,8 +10,9 @@
  * )
  * ```
  *
- * `RedisClient` and `TraceWatchdog`, when present in the context the layer is built in, show in `/api/status` and
- * make `/readyz` ping Redis. Install the `Recorder` (with the store's `saveExecution`) around it to keep records.
+ * `RedisClient` and `TraceWatchdog`, when present in the context the layer is built in, show in `/api/status`.
+ * `/readyz` answers from the `Readiness` in context, or from one the layer starts itself (default options, the
+ * `readinessTimeout` below). Install the `Recorder` (with the store's `saveExecution`) around it to keep records.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
@@ -39,13 +40,17 @@ import * as Ingress from "./Ingress.js"
 import { readJson } from "./internal/body.js"
 import * as Issues from "./internal/issues.js"
 import * as Prometheus from "./Prometheus.js"
+import * as Readiness from "./Readiness.js"
 import * as Viewer from "./Viewer.js"
 
 /** How the gateway serves. */
 export interface Options {
   /** Largest request body accepted, in bytes; 1 MiB by default. Larger ones answer 413. */
   readonly maxBodyBytes?: number | undefined
-  /** How long `/readyz` and `/api/status` wait for Redis to answer a PING; 500 millis by default. */
+  /**
+   * How long the background check waits for the store to answer a PING, when the layer starts its own `Readiness`
+   * (none in context); 500 millis by default.
+   */
   readonly readinessTimeout?: Duration.DurationInput | undefined
   /** The ingress middleware's options (which requests get a lifecycle record). */
   readonly ingress?: Ingress.Options | undefined
@@ -180,6 +185,19 @@ const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
         ))
   ))
 
+/** 503 `not_ready`; while starting, with `Retry-After: 1` (it will be ready soon; a draining replica will not). */
+const notReady = (report: Readiness.Report): Effect.Effect<never, ApiError.NotReady> => {
+  const failure = Effect.fail(
+    new ApiError.NotReady({ message: report.reason ?? "not ready", degraded: report.degraded })
+  )
+  return report.phase !== "starting" ? failure : Effect.zipRight(
+    HttpApp.appendPreResponseHandler((_, response) =>
+      Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", "1"))
+    ),
+    failure
+  )
+}
+
 const opsLive = (readinessTimeout: Duration.Duration) =>
   HttpApiBuilder.group(Api, "ops", (handlers) =>
     Effect.gen(function*() {
@@ -187,37 +205,33 @@ const opsLive = (readinessTimeout: Duration.Duration) =>
       const breakers = yield* CircuitBreaker.CircuitBreaker
       const redis = yield* Effect.serviceOption(RedisClient.RedisClient)
       const watchdog = yield* Effect.serviceOption(TraceWatchdog.TraceWatchdog)
+      const readiness = yield* Option.match(yield* Effect.serviceOption(Readiness.Readiness), {
+        onNone: () => Readiness.make({ timeout: readinessTimeout }),
+        onSome: Effect.succeed
+      })
+      // The background check pings the store: when that is Redis, `/api/status` reads its last answer; before the
+      // first one, or beside a store elsewhere, it asks Redis itself.
       const ping = (client: RedisClient.Service) =>
-        client.ping.pipe(
-          Effect.timeoutFail({
-            duration: readinessTimeout,
-            onTimeout: () => ({ message: `no answer within ${Duration.format(readinessTimeout)}` })
-          }),
-          Effect.either
-        )
+        client.ping.pipe(Effect.timeout(readinessTimeout), Effect.isSuccess)
+      const reachable = (client: RedisClient.Service) =>
+        store.backend !== "redis" ? ping(client) : Effect.flatMap(readiness.store, (check) =>
+          Option.match(check, {
+            onNone: () => ping(client),
+            onSome: (last) => Effect.succeed(last.reachable)
+          }))
       return handlers
         .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
         .handle("readyz", () =>
-          Option.match(redis, {
-            onNone: () => Effect.succeed({ status: "ready" as const, redis: "not_used" as const }),
-            onSome: (client) =>
-              Effect.flatMap(ping(client), (answer) =>
-                answer._tag === "Right"
-                  ? Effect.succeed({ status: "ready" as const, redis: "reachable" as const })
-                  : Effect.fail(
-                    new ApiError.NotReady({
-                      message: `Redis at ${client.target} is unreachable: ${answer.left.message}`
-                    })
-                  ))
-          }))
+          Effect.flatMap(readiness.report, (report) =>
+            report.ready ? Effect.succeed({ ready: true as const, degraded: report.degraded }) : notReady(report)))
         .handle("status", () =>
           Effect.all({
             store: Effect.succeed(store.backend),
             redis: Option.match(redis, {
               onNone: () => Effect.succeed(null),
               onSome: (client) =>
-                Effect.map(ping(client), (answer) => ({
-                  reachable: answer._tag === "Right",
+                Effect.map(reachable(client), (reachable) => ({
+                  reachable,
                   target: client.target,
                   prefix: client.prefix
                 }))

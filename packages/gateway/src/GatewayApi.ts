@@ -8,7 +8,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import { AgentRuntime } from "@sg/agent-runtime"
-import { CircuitBreaker } from "@sg/resilience"
+import { CircuitBreaker, Health as HealthIndicators } from "@sg/resilience"
 import { ExecutionRecord, TraceId, TraceRecord, TraceWatchdog } from "@sg/trace"
 import * as Schema from "effect/Schema"
 import * as ApiError from "./ApiError.js"
@@ -48,7 +48,7 @@ export const TraceDetail = Schema.Struct({
 
 /** The Redis connection as `/api/status` shows it. */
 export const RedisStatus = Schema.Struct({
-  /** Whether a PING answered within the readiness timeout. */
+  /** Whether the last background PING (every second) answered within the readiness timeout. */
   reachable: Schema.Boolean,
   /** The server's URL, password masked. */
   target: Schema.String,
@@ -68,10 +68,13 @@ export const Status = Schema.Struct({
 /** `GET /healthz`: the process is up. */
 export const Health = Schema.Struct({ status: Schema.Literal("ok") })
 
-/** `GET /readyz`: the process can serve (Redis answers, when one is in use). */
+/**
+ * `GET /readyz` 200: this replica can serve; `degraded` names what is not well (`store`, `breaker:<name>`, and any
+ * `Health` indicator), none of it fatal. 503 `not_ready` otherwise (starting, draining, or a required store down).
+ */
 export const Readiness = Schema.Struct({
-  status: Schema.Literal("ready"),
-  redis: Schema.Literal("reachable", "not_used")
+  ready: Schema.Literal(true),
+  degraded: Schema.Array(HealthIndicators.Indicator)
 })
 
 /** `GET /metrics` answer: the Prometheus text exposition. */

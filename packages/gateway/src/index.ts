@@ -12,3 +12,6 @@ export * as Ingress from "./Ingress.js"
 
 /** Effect's metrics registry as Prometheus text. */
 export * as Prometheus from "./Prometheus.js"
+
+/** Whether this replica can serve (`/readyz`), from state a background check keeps. */
+export * as Readiness from "./Readiness.js"

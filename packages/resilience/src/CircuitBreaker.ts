@@ -383,9 +383,11 @@ export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, In
       )
     )
 
+    // An open breaker whose cool-down is over admits a trial on its next call: it is half-open already, and says so
+    // without waiting for that call.
     const statusOf = (name: string, state: Machine.State, now: number): Status => ({
       name,
-      state: publicState(state),
+      state: state._tag === "Open" && !state.isolated && now >= state.until ? "half_open" : publicState(state),
       failures: Machine.failuresOf(state),
       openedAt: state._tag === "Closed" ? Option.none() : Option.some(DateTime.unsafeMake(state.openedAt)),
       retryAfter: Duration.millis(Machine.retryAfter(state, now))

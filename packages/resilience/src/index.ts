@@ -9,3 +9,6 @@ export * from "./CircuitBreakerError.js"
 
 /** Exponential, jittered retries that never retry an open circuit. */
 export * as Retry from "./Retry.js"
+
+/** Named health indicators: what a replica knows to be degraded, for readiness probes. */
+export * as Health from "./Health.js"

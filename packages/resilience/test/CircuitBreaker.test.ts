@@ -474,6 +474,26 @@ describe("CircuitBreaker", () => {
         ])
         expect(yield* Schema.decodeUnknown(Schema.Array(CircuitBreaker.Status))(encoded)).toEqual(snapshot)
       }).pipe(provide()))
+
+    it.effect("status says half_open once the cool-down is over, before any call admits the trial", () =>
+      Effect.gen(function*() {
+        const breaker = yield* CircuitBreaker.CircuitBreaker
+        yield* calls("a", 3, boom)
+        yield* TestClock.adjust("29 seconds")
+        const open = yield* breaker.status("a")
+        expect([open.state, Duration.toMillis(open.retryAfter)]).toEqual(["open", 1_000])
+        yield* TestClock.adjust("1 second")
+        const due = yield* breaker.status("a")
+        expect([due.state, Duration.toMillis(due.retryAfter)]).toEqual(["half_open", 0])
+        expect((yield* breaker.snapshot).map((s) => s.state)).toEqual(["half_open"])
+        // The trial it promised: one call is admitted, and its failure reopens the breaker for a new cool-down.
+        yield* calls("a", 1, boom)
+        const reopened = yield* breaker.status("a")
+        expect([reopened.state, Duration.toMillis(reopened.retryAfter)]).toEqual(["open", 30_000])
+        yield* breaker.isolate("a")
+        yield* TestClock.adjust("1 hour")
+        expect((yield* breaker.status("a")).state).toBe("isolated")
+      }).pipe(provide()))
   })
 
   describe("errors", () => {

@@ -237,6 +237,8 @@ export interface Service {
   readonly isActive: (id: TraceId) => Effect.Effect<boolean, RedisError>
   /** How many ids the active set holds (SCARD). */
   readonly activeCount: Effect.Effect<number, RedisError>
+  /** Succeeds only while the store answers (a PING to Redis; always, for memory): for readiness checks. */
+  readonly ping: Effect.Effect<void, RedisError>
   /**
    * One pass of the orphan sweep: walks the active set in batches (SSCAN), removes ids whose hash is gone or whose
    * trace is already terminal (leaving the hash alone), and makes traces in flight idle past the threshold

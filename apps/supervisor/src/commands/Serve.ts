@@ -5,16 +5,19 @@
  * Layers, from the bottom (built first, released last) to the top:
  *
  * 1. `Environment.backendLayer`: the trace store (`REDIS_URL`: Redis, else memory, said in the first log line), the
- *    lease, the watchdog under it, and with Redis the one client they share (the gateway pings it for `/readyz`).
- * 2. `CircuitBreaker.layerConfig` and `TraceIdGenerator.layer`, then `AgentRuntime.layerConfig` (`SG_MODEL`) and
- *    `TraceLifecycle.layer()` over them: one set of breakers for the model, the tools, the trace store and
+ *    lease, the watchdog under it, and with Redis the one client they share (`/api/status` shows it).
+ * 2. `CircuitBreaker.layerConfig`, `TraceIdGenerator.layer` and `Health.layer`, then `AgentRuntime.layerConfig`
+ *    (`SG_MODEL`), `TraceLifecycle.layer()` and `Readiness.layerConfig` (`SG_READY_REQUIRES_STORE`; it pings the store
+ *    every second) over them: one set of breakers for the model, the tools, the trace store, `/readyz` and
  *    `/api/status`.
  * 3. `Recorder.layerConfig` saving to the store: it installs its tracer for everything built above it, so the
  *    server's request fibers record; its release flushes what is queued.
- * 4. `NodeHttpServer.layer` over a `node:http` server this module keeps a handle on, listening on `PORT`.
+ * 4. `NodeHttpServer.layer` over a `node:http` server this module keeps a handle on, listening on `PORT`. Until the
+ *    gateway's handler is attached (and once it is detached), that server answers every request itself: 503
+ *    `not_ready` with `Retry-After: 1`, since Node would otherwise leave a request with no listener unanswered.
  * 5. `Gateway.layer()`: the routes inside the ingress middleware, served on it.
- * 6. `announce`: the start-up line (address, store, model), and on release the graceful stop: no new connections,
- *    requests in flight get `SG_SHUTDOWN_GRACE` (10 s) to finish, then the remaining connections are closed.
+ * 6. `announce`: the start-up line (address, store, model), and on release the graceful stop: `/readyz` 503, no new
+ *    connections, requests in flight get `SG_SHUTDOWN_GRACE` (10 s) to finish, then the remaining connections close.
  *
  * Released top-down on SIGTERM or SIGINT: the server drains and closes before the recorder flushes, the recorder
  * flushes before the store, the watchdog lets go of the lease, and the Redis client quits last.
@@ -25,10 +28,11 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { AgentRuntime, Provider } from "@sg/agent-runtime"
-import { Gateway } from "@sg/gateway"
-import { BreakerPolicy, CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
-import { type InvalidTraceInput, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
-import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer } from "effect"
+import { Gateway, Readiness } from "@sg/gateway"
+import { BreakerPolicy, CircuitBreaker, Health, type InvalidBreakerPolicy } from "@sg/resilience"
+import { type InvalidTraceInput, Recorder, TraceId, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer, Runtime } from "effect"
+import { randomBytes } from "node:crypto"
 import * as Http from "node:http"
 import * as Environment from "../Environment.js"
 
@@ -68,13 +72,46 @@ interface Tracked {
   draining: boolean
 }
 
-/** A server whose responses are tracked; once draining, each response asks the client to close its connection. */
-const track = (server: Http.Server): Tracked => {
+/**
+ * 503 `not_ready` with `Retry-After: 1` and trace headers of its own, in the gateway's JSON: for a request that
+ * arrives while no handler is attached. The body, if any, is read and dropped.
+ */
+const answerNotReady = (
+  request: Http.IncomingMessage,
+  response: Http.ServerResponse,
+  draining: boolean,
+  id: TraceId.TraceId
+) => {
+  request.resume()
+  const body = JSON.stringify({
+    error: "not_ready",
+    message: draining ? "sg is stopping" : "sg is starting: retry in a second",
+    degraded: []
+  })
+  response.writeHead(503, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    "retry-after": "1",
+    "x-trace-id": id,
+    traceparent: TraceId.toTraceparent(id, randomBytes(8).toString("hex"))
+  })
+  response.end(body)
+}
+
+/**
+ * A server whose responses are tracked; once draining, each response asks the client to close its connection. Its
+ * listener comes first: while it is the only one, the gateway's handler is not attached yet (or not any more), and
+ * it answers the request itself.
+ */
+const track = (server: Http.Server, ids: TraceIdGenerator.Service): Tracked => {
   const tracked: Tracked = { server, inFlight: new Set(), draining: false }
-  server.on("request", (_request: Http.IncomingMessage, response: Http.ServerResponse) => {
+  server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
     if (tracked.draining) response.setHeader("connection", "close")
     tracked.inFlight.add(response)
     response.once("close", () => tracked.inFlight.delete(response))
+    if (server.listenerCount("request") === 1) {
+      answerNotReady(request, response, tracked.draining, Effect.runSync(ids.next))
+    }
   })
   return tracked
 }
@@ -84,9 +121,10 @@ const track = (server: Http.Server): Tracked => {
  * responses close their connections) within `grace`, then close whatever is still open. `node:http` drives it;
  * the platform's own finalizer then finds the server closed already.
  */
-const drain = (tracked: Tracked, grace: Duration.Duration): Effect.Effect<void> =>
+const drain = (tracked: Tracked, grace: Duration.Duration, readiness: Readiness.Service): Effect.Effect<void> =>
   Effect.gen(function*() {
     const { inFlight, server } = tracked
+    yield* readiness.drain
     tracked.draining = true
     for (const response of inFlight) if (!response.headersSent) response.setHeader("connection", "close")
     const closed = yield* Deferred.make<void>()
@@ -119,13 +157,14 @@ const describeModel = (settings: Provider.Settings): string =>
 const announce = (tracked: Tracked, grace: Duration.Duration) =>
   Layer.scopedDiscard(Effect.gen(function*() {
     const server = yield* HttpServer.HttpServer
+    const readiness = yield* Readiness.Readiness
     const selected = yield* Environment.backend
     const model = yield* Provider.config
     const address = server.address
     const where = address._tag === "TcpAddress" ? `http://localhost:${address.port}` : `unix:${address.path}`
     const store = selected.kind === "redis" ? `redis at ${selected.target}` : "memory (this process only)"
     yield* Effect.logInfo(`sg serve listening on ${where}; store: ${store}; model: ${describeModel(model)}`)
-    yield* Effect.addFinalizer(() => drain(tracked, grace))
+    yield* Effect.addFinalizer(() => drain(tracked, grace, readiness))
   }))
 
 /**
@@ -140,11 +179,15 @@ export const breakersLayer = Layer.unwrapEffect(
   )
 )
 
-/** The agent runtime, lifecycle writes and trace ids over one set of breakers, on the backend `REDIS_URL` picks. */
-export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifecycle.layerConfig).pipe(
-  Layer.provideMerge(Layer.mergeAll(breakersLayer, TraceIdGenerator.layer)),
-  Layer.provideMerge(Environment.backendLayer)
-)
+/**
+ * The agent runtime, lifecycle writes, readiness and trace ids over one set of breakers and health indicators, on
+ * the backend `REDIS_URL` picks.
+ */
+export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifecycle.layerConfig, Readiness.layerConfig)
+  .pipe(
+    Layer.provideMerge(Layer.mergeAll(breakersLayer, TraceIdGenerator.layer, Health.layer)),
+    Layer.provideMerge(Environment.backendLayer)
+  )
 
 /** The recorder (`SG_RECORD`, `SG_SAMPLE_SUCCESS`, `SG_TRUNCATE`) saving kept records to the store. */
 export const recorderLayer: Layer.Layer<Recorder.Recorder, ConfigError.ConfigError, TraceStore.TraceStore> = Layer
@@ -163,20 +206,50 @@ export type StartError =
  * order). It gives the `HttpServer`, for its address.
  */
 export const layer: Layer.Layer<HttpServer.HttpServer | HttpPlatform.HttpPlatform, StartError> = Layer.unwrapEffect(
-  Effect.map(config, (settings) => {
-    const tracked = track(Http.createServer())
+  Effect.map(Effect.zip(config, TraceIdGenerator.make), ([settings, ids]) => {
+    const tracked = track(Http.createServer(), ids)
     const served = Gateway.layer().pipe(
       Layer.provideMerge(NodeHttpServer.layer(() => tracked.server, { port: settings.port })),
       Layer.provide(recorderLayer),
-      Layer.provide(servicesLayer)
+      Layer.provideMerge(servicesLayer)
     )
     return Layer.provideMerge(announce(tracked, settings.shutdownGrace), served)
   })
 )
 
+/**
+ * Keeps the process alive through repeated SIGTERM and SIGINT while `effect` runs. `NodeRuntime.runMain` handles the
+ * first and then removes its listeners, so a second (a process manager that signals both a process group and its
+ * leader, or an impatient operator) would kill the process mid-drain with the default action. These are logged and
+ * ignored instead: `SG_SHUTDOWN_GRACE` bounds the drain, and SIGKILL still ends it at once.
+ */
+const absorbRepeatedSignals = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.acquireUseRelease(
+    Effect.map(Effect.runtime<never>(), (runtime) => {
+      let received = 0
+      const listener = (signal: NodeJS.Signals) => {
+        received += 1
+        if (received === 1) return
+        Runtime.runFork(runtime)(Effect.logWarning(`${signal} again: already stopping (SG_SHUTDOWN_GRACE bounds it)`))
+      }
+      process.on("SIGTERM", listener)
+      process.on("SIGINT", listener)
+      return listener
+    }),
+    () => effect,
+    (listener) =>
+      Effect.sync(() => {
+        process.off("SIGTERM", listener)
+        process.off("SIGINT", listener)
+      })
+  )
+
 /** Serves until interrupted (SIGINT, SIGTERM). */
-export const serve = Command.make("serve", {}, () => Effect.zipRight(Environment.logToStderr, Layer.launch(layer)))
-  .pipe(
+export const serve = Command.make(
+  "serve",
+  {},
+  () => Effect.zipRight(Environment.logToStderr, absorbRepeatedSignals(Layer.launch(layer)))
+).pipe(
     Command.withDescription(
       "Run the gateway on PORT (8080) with the orphan watchdog under the trace-watchdog lease. REDIS_URL unset: " +
         "an in-memory store for this process only. SIGTERM or SIGINT: stop accepting, let requests in flight finish " +

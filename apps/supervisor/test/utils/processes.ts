@@ -1,9 +1,11 @@
 /**
  * `sg` as child processes for process-level tests: spawned with `node --import tsx` (one process, so its pid is the
- * one in its lease token and signals reach it directly), output collected, and always killed when the scope closes.
+ * one in its lease token and signals reach it directly), or as an operator starts it (`pnpm start`, in a process
+ * group of its own, as a service manager runs it); output collected, and always killed when the scope closes.
  */
 import { Clock, Deferred, Duration, Effect, Option, type Scope } from "effect"
 import { spawn } from "node:child_process"
+import * as Net from "node:net"
 import * as path from "node:path"
 
 /** The repository root. */
@@ -27,21 +29,30 @@ export interface Child {
   readonly ended: Deferred.Deferred<Ended>
   /** Sends it a signal. */
   readonly signal: (signal: NodeJS.Signals) => Effect.Effect<void>
+  /** Sends a signal to its process group (it leads one only when spawned `detached`). */
+  readonly signalGroup: (signal: NodeJS.Signals) => Effect.Effect<void>
 }
 
-/** Spawns `sg <args>` from the repository root with `env` added to this process' environment. */
-export const spawnSg = (
+/**
+ * Spawns `command <args>` from the repository root with `env` added to this process' environment; `detached` puts
+ * it at the head of a process group (and session) of its own, with no terminal, as a service manager would.
+ */
+export const spawnProcess = (
   name: string,
+  command: string,
   args: ReadonlyArray<string>,
-  env: Readonly<Record<string, string>>
+  env: Readonly<Record<string, string>>,
+  options?: { readonly detached?: boolean }
 ): Effect.Effect<Child, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.gen(function*() {
       const ended = yield* Deferred.make<Ended>()
-      const child = spawn(process.execPath, ["--conditions=@sg/source", "--import", "tsx", "apps/supervisor/src/bin.ts", ...args], {
+      const detached = options?.detached === true
+      const child = spawn(command, args, {
         cwd: root,
         env: { ...process.env, ...env },
-        stdio: ["ignore", "pipe", "pipe"]
+        stdio: ["ignore", "pipe", "pipe"],
+        detached
       })
       let out = ""
       let err = ""
@@ -58,18 +69,47 @@ export const spawnSg = (
         stdout: () => out,
         stderr: () => err,
         ended,
-        signal: (signal: NodeJS.Signals) => Effect.sync(() => void child.kill(signal))
+        signal: (signal: NodeJS.Signals) => Effect.sync(() => void child.kill(signal)),
+        signalGroup: (signal: NodeJS.Signals) =>
+          Effect.sync(() => {
+            if (!detached || child.pid === undefined) return void child.kill(signal)
+            try {
+              process.kill(-child.pid, signal)
+            } catch {
+              // the group is gone already
+            }
+          })
       }
     }),
     (child) =>
       Effect.gen(function*() {
-        if (yield* Deferred.isDone(child.ended)) return
+        // The whole group of a detached child: whatever it started goes with it.
+        const kill = (signal: NodeJS.Signals) => Effect.zipRight(child.signalGroup(signal), child.signal(signal))
+        if (yield* Deferred.isDone(child.ended)) return yield* kill("SIGKILL")
         // A stopped child dies of SIGKILL too; SIGCONT first in case it is stopped, so nothing is left frozen.
-        yield* child.signal("SIGCONT")
-        yield* child.signal("SIGKILL")
+        yield* kill("SIGCONT")
+        yield* kill("SIGKILL")
         yield* Deferred.await(child.ended).pipe(Effect.timeout("5 seconds"), Effect.ignore)
       })
   )
+
+/** Spawns `sg <args>` (`node --conditions=@sg/source --import tsx apps/supervisor/src/bin.ts`, the sources) with `env` added to this environment. */
+export const spawnSg = (
+  name: string,
+  args: ReadonlyArray<string>,
+  env: Readonly<Record<string, string>>
+): Effect.Effect<Child, never, Scope.Scope> =>
+  spawnProcess(name, process.execPath, ["--conditions=@sg/source", "--import", "tsx", "apps/supervisor/src/bin.ts", ...args], env)
+
+/** A loopback port free right now (for a server that must be reached before it says where it listens). */
+export const freePort: Effect.Effect<number> = Effect.async<number>((resume) => {
+  const server = Net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const address = server.address()
+    const port = typeof address === "object" && address !== null ? address.port : 0
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
 
 /** Polls `check` every 25 ms until it gives a value, dying with `what` (and `context`) after `limit`. */
 export const waitFor = <A, E, R>(

@@ -101,6 +101,8 @@ export interface Backend {
   readonly ttlMillis: (id: string) => Effect.Effect<number | undefined, RedisError>
   readonly isActive: (id: string) => Effect.Effect<boolean, RedisError>
   readonly activeCount: Effect.Effect<number, RedisError>
+  /** One round trip that succeeds only while the store answers (PING). */
+  readonly ping: Effect.Effect<void, RedisError>
   /**
    * Starts a walk of the active set (SSCAN, `batchSize` its COUNT); the effect it returns reads the next batch in one
    * round trip, each id with its `state`, `created_at` and `updated_at`, and yields `undefined` once it is over.

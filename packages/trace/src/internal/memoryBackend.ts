@@ -78,6 +78,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
 
   return {
     kind: "memory",
+    ping: Effect.void,
     create: (id, state, at, metadata, ttlSeconds, request) =>
       atNow((now): CreateResult => {
         const current = keyspace.live(id, now)

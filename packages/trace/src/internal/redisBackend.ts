@@ -63,6 +63,7 @@ export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
       Effect.map(redis.use("PTTL", (client) => client.pttl(traceKey(id))), (ms) => ms >= 0 ? ms : undefined),
     isActive: (id) => Effect.map(redis.use("SISMEMBER", (client) => client.sismember(activeKey, id)), (n) => n === 1),
     activeCount: redis.use("SCARD", (client) => client.scard(activeKey)),
+    ping: redis.ping,
     walk: (batchSize) =>
       Effect.sync(() => {
         let cursor: string | undefined = "0"

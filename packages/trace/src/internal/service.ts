@@ -345,6 +345,7 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
     ttl: (id) => Effect.map(backend.ttlMillis(id), (ms) => Option.map(Option.fromNullable(ms), Duration.millis)),
     isActive: (id) => backend.isActive(id),
     activeCount: backend.activeCount,
+    ping: backend.ping,
     sweepOrphans,
     saveExecution: executions.save,
     getExecution: executions.get,
