@@ -102,7 +102,7 @@ const stop = (signal: NodeJS.Signals, target: Target) =>
     yield* Fiber.interrupt(busy)
     const answers = finished.flatMap((answer) => answer._tag === "Right" ? [answer.right] : [])
     const ids = answers.map((answer) => String(answer.headers["x-trace-id"]))
-    const records = yield* Effect.forEach(ids, (id) => command("GET", (c) => c.get(`sg:exec:${id}`)))
+    const records = yield* Effect.forEach(ids, (id) => command("HGET", (c) => c.hget(`sg:exec:${id}`, "status")))
     const states = yield* Effect.forEach(ids, (id) => command("HGET", (c) => c.hget(`sg:trace:${id}`, "state")))
     const result = {
       drained: drained._tag === "Success",
