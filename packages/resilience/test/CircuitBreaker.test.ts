@@ -468,9 +468,16 @@ describe("CircuitBreaker", () => {
         ])
         const encoded = yield* Schema.encode(Schema.Array(CircuitBreaker.Status))(snapshot)
         expect(encoded).toEqual([
-          { name: "a", state: "open", failures: 3, opened_at: "1970-01-01T00:00:01.000Z", retry_after: 20 },
-          { name: "b", state: "closed", failures: 0, opened_at: null, retry_after: 0 },
-          { name: "c", state: "isolated", failures: 0, opened_at: "1970-01-01T00:00:11.000Z", retry_after: null }
+          { name: "a", state: "open", failures: 3, opened_at: "1970-01-01T00:00:01.000Z", retry_after: 20, shared: false },
+          { name: "b", state: "closed", failures: 0, opened_at: null, retry_after: 0, shared: false },
+          {
+            name: "c",
+            state: "isolated",
+            failures: 0,
+            opened_at: "1970-01-01T00:00:11.000Z",
+            retry_after: null,
+            shared: false
+          }
         ])
         expect(yield* Schema.decodeUnknown(Schema.Array(CircuitBreaker.Status))(encoded)).toEqual(snapshot)
       }).pipe(provide()))
