@@ -29,7 +29,6 @@ import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import * as Random from "effect/Random"
-import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Os from "node:os"
@@ -327,6 +326,30 @@ export const make = (
       )
     }
 
+    // Successes under a failure-rate policy, told in one batch per entry at most every `flushMs`.
+    let flushing = false
+    const flushOne = (entry: Entry): Effect.Effect<void> => {
+      const count = entry.pending
+      entry.pending = 0
+      if (count === 0 || entry.mode !== "shared" || entry.mirror.state !== "closed") return Effect.void
+      return store.successes(entry.name, entry.policy, entry.mirror.generation, count).pipe(
+        Effect.flatMap((snapshot) => applied(entry, snapshot)),
+        Effect.catchAll((error) => fellBack(entry, error))
+      )
+    }
+    const flush = Effect.suspend(() => {
+      flushing = false
+      const batch = Array.from(dirty)
+      dirty.clear()
+      return Effect.forEach(batch, flushOne, { concurrency: 8, discard: true })
+    })
+    /** Starts a flush `flushMs` from now unless one is due already (no timer runs while nothing is pending). */
+    const scheduleFlush = (): Effect.Effect<void> | undefined => {
+      if (flushing) return undefined
+      flushing = true
+      return Effect.asVoid(Effect.forkIn(Effect.zipRight(Effect.sleep(settings.flushMs), flush), scope))
+    }
+
     /** What a success of a call admitted while closed under `generation` asks for; usually nothing. */
     const succeeded = (entry: Entry, clock: Clock.Clock, generation: number): Effect.Effect<void> | undefined => {
       if (entry.mode === "local") return completeLocally(entry, clock, "success")
@@ -334,7 +357,7 @@ export const make = (
       if (trip._tag === "FailureRate") {
         if (entry.pending < trip.window) entry.pending++
         dirty.add(entry)
-        return undefined
+        return scheduleFlush()
       }
       const mirror = entry.mirror
       if (mirror.failures === 0 || entry.reporting || mirror.state !== "closed" || mirror.generation !== generation) {
@@ -620,26 +643,6 @@ export const make = (
       Effect.forkScoped
     )
 
-    // Successes under a failure-rate policy, told in batches.
-    const flushOne = (entry: Entry): Effect.Effect<void> => {
-      const count = entry.pending
-      entry.pending = 0
-      if (count === 0 || entry.mode !== "shared" || entry.mirror.state !== "closed") return Effect.void
-      return store.successes(entry.name, entry.policy, entry.mirror.generation, count).pipe(
-        Effect.flatMap((snapshot) => applied(entry, snapshot)),
-        Effect.catchAll((error) => fellBack(entry, error))
-      )
-    }
-    yield* Effect.suspend(() => {
-      if (dirty.size === 0) return Effect.void
-      const batch = Array.from(dirty)
-      dirty.clear()
-      return Effect.forEach(batch, flushOne, { concurrency: 8, discard: true })
-    }).pipe(
-      Effect.repeat(Schedule.spaced(settings.flushMs)),
-      Effect.interruptible,
-      Effect.forkScoped
-    )
     yield* registry.sweeper
 
     return {
