@@ -5,7 +5,9 @@
  */
 import { InvalidLeaseConfig, LeaderElection } from "@sg/leader"
 import { RedisClient } from "@sg/redis"
-import { type InvalidTraceInput, TraceStore, TraceWatchdog } from "@sg/trace"
+import { CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
+import * as SharedBreakers from "@sg/resilience/CircuitBreaker/Redis"
+import { type InvalidTraceInput, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
 import {
   Config,
   ConfigError,
@@ -118,6 +120,33 @@ export const backendLayer: Layer.Layer<
 > = Layer.unwrapEffect(
   Effect.map(backend, (selected) =>
     selected.kind === "redis" ? Layer.merge(watchdogLayer, redisClient) : watchdogLayer)
+)
+
+/** `SG_BREAKER_SHARED` (on): with `REDIS_URL`, breakers are shared by every replica through Redis; `off` keeps them local. */
+export const breakersShared: Config.Config<boolean> = Config.boolean("SG_BREAKER_SHARED").pipe(
+  Config.withDefault(true),
+  Config.withDescription("with REDIS_URL, share circuit breakers among replicas through Redis (on/off)")
+)
+
+/** How the breakers of a process are kept: shared through Redis, or in this process. */
+export const breakerMode: Effect.Effect<"shared" | "local", ConfigError.ConfigError> = Effect.gen(function*() {
+  const selected = yield* backend
+  return selected.kind === "redis" && (yield* breakersShared) ? "shared" : "local"
+})
+
+/**
+ * The circuit breakers (`SG_BREAKER_THRESHOLD`, `SG_BREAKER_COOLDOWN`, `SG_BREAKER_COOLDOWN_MAX`): shared through
+ * the one Redis connection when `breakerMode` says so, except the trace store's own breaker, which guards Redis
+ * itself and stays in this process; in this process otherwise.
+ */
+export const breakersLayer: Layer.Layer<
+  CircuitBreaker.CircuitBreaker,
+  ConfigError.ConfigError | InvalidBreakerPolicy
+> = Layer.unwrapEffect(
+  Effect.map(breakerMode, (mode) =>
+    mode === "shared"
+      ? Layer.provide(SharedBreakers.layerConfig({ local: [TraceLifecycle.breakerName] }), redisClient)
+      : CircuitBreaker.layerConfig)
 )
 
 /** Logs on stderr, so stdout carries only a verb's output: pretty on a terminal, logfmt lines otherwise. */

@@ -297,7 +297,8 @@ layer(T.layerMemory, { excludeTestServices: true })("gateway over the memory sto
         state: "closed",
         failures: 0,
         opened_at: null,
-        retry_after: 0
+        retry_after: 0,
+        shared: false
       })
     }))
 

@@ -152,15 +152,13 @@ export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, In
       evictable: Local.evictable,
       busy: Local.busy
     })
-    yield* registry.sweeper
 
     const protect = <E0>(name: string, options?: ProtectOptions<E0>) => {
       const isFailure = options?.isFailure as ((error: unknown) => boolean) | undefined
       const timeout = options?.timeout === undefined ? undefined : Duration.decode(options.timeout)
       return <A, E extends E0, R>(effect: Effect.Effect<A, E, R>) =>
         Effect.clockWith((clock) => {
-          const breaker = registry.obtain(name, () => clock.unsafeCurrentTimeMillis())
-          breaker.seen = registry.epoch
+          const breaker = registry.use(name, clock)
           breaker.metrics.calls(1)
           return guard(breaker, clock, effect, isFailure, timeout)
         })
@@ -193,7 +191,7 @@ export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, In
       snapshot: Effect.clockWith((clock) =>
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
-          return Array.from(registry.values(), (breaker) => Local.statusOf(breaker, now, false)).sort(byName)
+          return Array.from(registry.list(now), (breaker) => Local.statusOf(breaker, now, false)).sort(byName)
         })
       ),
       changes: Stream.fromPubSub(hub),

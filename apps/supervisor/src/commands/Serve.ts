@@ -6,7 +6,8 @@
  *
  * 1. `Environment.backendLayer`: the trace store (`REDIS_URL`: Redis, else memory, said in the first log line), the
  *    lease, the watchdog under it, and with Redis the one client they share (the gateway pings it for `/readyz`).
- * 2. `CircuitBreaker.layerConfig` and `TraceIdGenerator.layer`, then `AgentRuntime.layerConfig` (`SG_MODEL`) and
+ * 2. `Environment.breakersLayer` (with `REDIS_URL` and `SG_BREAKER_SHARED` on, breakers shared through Redis, the
+ *    trace store's own kept local) and `TraceIdGenerator.layer`, then `AgentRuntime.layerConfig` (`SG_MODEL`) and
  *    `TraceLifecycle.layer()` over them: one set of breakers for the model, the tools, the trace store and
  *    `/api/status`.
  * 3. `Recorder.layerConfig` saving to the store: it installs its tracer for everything built above it, so the
@@ -26,7 +27,7 @@ import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { AgentRuntime, Provider } from "@sg/agent-runtime"
 import { Gateway } from "@sg/gateway"
-import { CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
+import type { InvalidBreakerPolicy } from "@sg/resilience"
 import { type InvalidTraceInput, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer } from "effect"
 import * as Http from "node:http"
@@ -124,13 +125,16 @@ const announce = (tracked: Tracked, grace: Duration.Duration) =>
     const address = server.address
     const where = address._tag === "TcpAddress" ? `http://localhost:${address.port}` : `unix:${address.path}`
     const store = selected.kind === "redis" ? `redis at ${selected.target}` : "memory (this process only)"
-    yield* Effect.logInfo(`sg serve listening on ${where}; store: ${store}; model: ${describeModel(model)}`)
+    const breakers = (yield* Environment.breakerMode) === "shared" ? "shared through Redis" : "this process only"
+    yield* Effect.logInfo(
+      `sg serve listening on ${where}; store: ${store}; model: ${describeModel(model)}; breakers: ${breakers}`
+    )
     yield* Effect.addFinalizer(() => drain(tracked, grace))
   }))
 
 /** The agent runtime, lifecycle writes and trace ids over one set of breakers, on the backend `REDIS_URL` picks. */
 export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifecycle.layer()).pipe(
-  Layer.provideMerge(Layer.mergeAll(CircuitBreaker.layerConfig, TraceIdGenerator.layer)),
+  Layer.provideMerge(Layer.mergeAll(Environment.breakersLayer, TraceIdGenerator.layer)),
   Layer.provideMerge(Environment.backendLayer)
 )
 

@@ -24,6 +24,7 @@ export interface LocalBreaker {
   /** The public state last announced. */
   view: State
   seen: number
+  activeAt: number
   /** Whether `state` decides (and its changes are announced); a shared breaker's is inactive until it falls back. */
   active: boolean
 }
@@ -31,7 +32,7 @@ export interface LocalBreaker {
 /** A new, closed breaker. */
 export const makeBreaker = (name: string, policy: Machine.Policy, metrics: BreakerMetrics): LocalBreaker => {
   metrics.state(0)
-  return { name, policy, metrics, state: Machine.initial(policy), view: "closed", seen: 0, active: true }
+  return { name, policy, metrics, state: Machine.initial(policy), view: "closed", seen: 0, activeAt: 0, active: true }
 }
 
 /** Whether forgetting the breaker loses nothing: closed, or open or half-open with nothing pending and past due. */

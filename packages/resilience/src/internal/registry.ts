@@ -1,12 +1,12 @@
 /**
  * The breakers a process keeps, bounded: one entry per name, created on first use; entries idle for about the idle
  * timeout are swept away, and past the cap one not used lately makes room. A call marks its entry with the current
- * sweep epoch (one field write, no clock read), so the hot path pays nothing for the bookkeeping.
+ * sweep epoch (one field write, no clock read), so the hot path pays nothing for the bookkeeping. Sweeps run when a
+ * breaker is created, when the breakers are listed, and every 1,024 calls, at most every half idle timeout: no timer
+ * runs, so a test clock moved on by years wakes nothing. A sweep only ever over-estimates how recently an entry was
+ * used, so an entry goes once idle for at least the idle timeout (and, with calls or listings coming, not much more).
  */
-import * as Clock from "effect/Clock"
-import * as Effect from "effect/Effect"
-import * as Schedule from "effect/Schedule"
-import type * as Scope from "effect/Scope"
+import type * as Clock from "effect/Clock"
 import { evicted } from "./shell.js"
 
 /** What the registry needs of an entry. */
@@ -14,6 +14,8 @@ export interface Entry {
   readonly name: string
   /** The sweep epoch of the entry's last call. */
   seen: number
+  /** A time at or after its last call, as of the last sweep (this process' clock). */
+  activeAt: number
 }
 
 /** How a registry decides. */
@@ -27,15 +29,17 @@ export interface Options<E extends Entry> {
   readonly busy: (entry: E) => boolean
 }
 
-/** Sweeps an entry has to miss before it goes: with one sweep every half idle timeout, it was idle 1 to 1.5 times it. */
-const idleSweeps = 3
-
 /** Entries past the cap looked at for one to evict. */
 const scanLimit = 64
+
+/** Calls between two looks at the clock for a due sweep. */
+const callsPerLook = 1024
 
 /** A bounded map of breakers. */
 export class Registry<E extends Entry> {
   private readonly entries = new Map<string, E>()
+  private nextSweep = -Infinity
+  private calls = 0
   /** The current sweep epoch; a call sets its entry's `seen` to it. */
   epoch = 0
 
@@ -49,20 +53,57 @@ export class Registry<E extends Entry> {
     return this.entries.get(name)
   }
 
-  /** The entry for `name`, created (making room first if at the cap) when there is none. */
+  /** The entry for `name`, created (after a sweep if one is due, and making room if at the cap) when there is none. */
   obtain(name: string, now: () => number): E {
     let entry = this.entries.get(name)
     if (entry === undefined) {
-      if (this.entries.size >= this.options.max) this.makeRoom(now())
+      const at = now()
+      this.tidy(at)
+      if (this.entries.size >= this.options.max) this.makeRoom(at)
       entry = this.options.create(name)
       entry.seen = this.epoch
+      entry.activeAt = at
       this.entries.set(name, entry)
     }
     return entry
   }
 
+  /** The entry for a call to `name`, marked as used. */
+  use(name: string, clock: Clock.Clock): E {
+    const entry = this.entries.get(name) ?? this.obtain(name, () => clock.unsafeCurrentTimeMillis())
+    entry.seen = this.epoch
+    if (++this.calls >= callsPerLook) {
+      this.calls = 0
+      this.tidy(clock.unsafeCurrentTimeMillis())
+      entry.seen = this.epoch
+    }
+    return entry
+  }
+
+  /** Every entry, after a sweep if one is due. */
+  list(now: number): IterableIterator<E> {
+    this.tidy(now)
+    return this.entries.values()
+  }
+
+  /** Every entry, as it is. */
   values(): IterableIterator<E> {
     return this.entries.values()
+  }
+
+  /** Sweeps when the last sweep is half an idle timeout old. */
+  tidy(now: number): void {
+    if (now < this.nextSweep) return
+    this.nextSweep = now + Math.max(1, this.options.idleMs / 2)
+    for (const entry of this.entries.values()) {
+      if (entry.seen === this.epoch) entry.activeAt = now
+      else if (
+        now - entry.activeAt >= this.options.idleMs && this.options.evictable(entry, now) && !this.options.busy(entry)
+      ) {
+        this.evict(entry, "idle")
+      }
+    }
+    this.epoch++
   }
 
   private makeRoom(now: number): void {
@@ -82,28 +123,5 @@ export class Registry<E extends Entry> {
   private evict(entry: E, reason: "idle" | "capacity"): void {
     this.entries.delete(entry.name)
     evicted(reason)
-  }
-
-  /** One sweep: a new epoch, and entries idle for `idleSweeps` epochs that can go, gone. */
-  sweep(now: number): void {
-    this.epoch++
-    for (const entry of this.entries.values()) {
-      if (
-        this.epoch - entry.seen >= idleSweeps && this.options.evictable(entry, now) && !this.options.busy(entry)
-      ) {
-        this.evict(entry, "idle")
-      }
-    }
-  }
-
-  /** Sweeps every half idle timeout until the scope closes. */
-  get sweeper(): Effect.Effect<void, never, Scope.Scope> {
-    return Clock.currentTimeMillis.pipe(
-      Effect.map((now) => this.sweep(now)),
-      Effect.repeat(Schedule.spaced(Math.max(1, Math.floor(this.options.idleMs / 2)))),
-      Effect.interruptible,
-      Effect.forkScoped,
-      Effect.asVoid
-    )
   }
 }

@@ -526,8 +526,7 @@ export const make = (
       timeout: Duration.Duration | undefined
     ): Effect.Effect<A, E | CircuitOpenError | CircuitTimeoutError, R> =>
       Effect.clockWith((clock) => {
-        const entry = registry.obtain(name, () => clock.unsafeCurrentTimeMillis())
-        entry.seen = registry.epoch
+        const entry = registry.use(name, clock)
         entry.metrics.calls(1)
         const loading = entry.loading
         if (loading === undefined || !store.isAvailable()) return decide(entry, clock, effect, isFailure, timeout)
@@ -643,7 +642,6 @@ export const make = (
       Effect.forkScoped
     )
 
-    yield* registry.sweeper
 
     return {
       protect: protect as Service["protect"],
@@ -653,7 +651,7 @@ export const make = (
       snapshot: Effect.clockWith((clock) =>
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
-          return Array.from(registry.values(), (entry) => statusOf(entry, now)).sort((a, b) =>
+          return Array.from(registry.list(now), (entry) => statusOf(entry, now)).sort((a, b) =>
             a.name < b.name ? -1 : a.name > b.name ? 1 : 0
           )
         })
