@@ -245,6 +245,10 @@ export const make = (
               const wasLocal = entry.mode === "local"
               entry.mode = "shared"
               entry.active = false
+              if (entry.loading !== undefined) {
+                Deferred.unsafeDone(entry.loading, Exit.void)
+                entry.loading = undefined
+              }
               // A read is the record as it is now: taken even if older than the mirror (the store may have lost it).
               entry.mirror = noRecord
               const shown = apply(entry, snapshot, now)
