@@ -122,7 +122,10 @@ export const backendLayer: Layer.Layer<
     selected.kind === "redis" ? Layer.merge(watchdogLayer, redisClient) : watchdogLayer)
 )
 
-/** `SG_BREAKER_SHARED` (on): with `REDIS_URL`, breakers are shared by every replica through Redis; `off` keeps them local. */
+/**
+ * `SG_BREAKER_SHARED` (on): with `REDIS_URL`, breakers are shared by every replica through Redis; `off` keeps them
+ * local.
+ */
 export const breakersShared: Config.Config<boolean> = Config.boolean("SG_BREAKER_SHARED").pipe(
   Config.withDefault(true),
   Config.withDescription("with REDIS_URL, share circuit breakers among replicas through Redis (on/off)")

@@ -18,13 +18,24 @@ const modelBreaker = (port: number) =>
 const run = (port: number, input: string) =>
   Http.postRun(port, { input }).pipe(
     Effect.timeout("20 seconds"),
-    Effect.map((answer) => ({ status: answer.status, error: answer.json?.error, retryAfter: answer.headers["retry-after"] }))
+    Effect.map((answer) => ({
+      status: answer.status,
+      error: answer.json?.error,
+      retryAfter: answer.headers["retry-after"]
+    }))
   )
 
-const everyReplica = (replicas: ReadonlyArray<Served>, what: string, check: (port: number) => Effect.Effect<boolean, unknown>) =>
+const everyReplica = (
+  replicas: ReadonlyArray<Served>,
+  what: string,
+  check: (port: number) => Effect.Effect<boolean, unknown>
+) =>
   waitUntil(
     what,
-    Effect.map(Effect.forEach(replicas, (r) => Effect.orElseSucceed(check(r.port), () => false)), (all) => all.every(Boolean)),
+    Effect.map(
+      Effect.forEach(replicas, (r) => Effect.orElseSucceed(check(r.port), () => false)),
+      (all) => all.every(Boolean)
+    ),
     "10 seconds",
     outputs(...replicas.map((r) => r.child))
   )
@@ -35,7 +46,8 @@ const inState = (state: string, shared: boolean) => (port: number) =>
 describe("sg serve: three replicas share their breakers through one Redis", () => {
   layer(RedisTestServer.layerSpawned, { excludeTestServices: true, timeout: "240 seconds" })("processes", (it) => {
     it.scoped(
-      "a dead provider: 3 failures open it for all; one trial cluster-wide; a killed trial holder does not wedge it; Redis restarted",
+      "a dead provider: 3 failures open it for all; one trial cluster-wide; a killed trial holder does not wedge it; " +
+        "Redis restarted",
       () =>
         Effect.gen(function*() {
           const redis = yield* RedisTestServer.RedisTestServer
@@ -57,10 +69,14 @@ describe("sg serve: three replicas share their breakers through one Redis", () =
           expect(a.child.stderr()).toContain("breakers: shared through Redis")
 
           // One failed run on each replica: three failures in all open the breaker for every replica.
-          for (const r of replicas) expect(yield* run(r.port, "hello")).toMatchObject({ status: 502, error: "upstream_error" })
+          for (const r of replicas) {
+            expect(yield* run(r.port, "hello")).toMatchObject({ status: 502, error: "upstream_error" })
+          }
           expect(provider.hits()).toBe(3)
           yield* everyReplica(replicas, "every replica to see model:openai open (shared)", inState("open", true))
-          for (const r of replicas) expect(yield* run(r.port, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
+          for (const r of replicas) {
+            expect(yield* run(r.port, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
+          }
           expect(provider.hits()).toBe(3)
 
           // After the cool-down, 5 runs at once on each replica: exactly one reaches the provider.
@@ -76,7 +92,8 @@ describe("sg serve: three replicas share their breakers through one Redis", () =
           expect(provider.hits()).toBe(4)
           // The failed trial doubled the cool-down, for every replica.
           yield* everyReplica(replicas, "every replica to see it open again", inState("open", true))
-          const waits = yield* Effect.forEach(replicas, (r) => Effect.map(run(r.port, "hello"), (x) => Number(x.retryAfter)))
+          const waits = yield* Effect.forEach(replicas, (r) =>
+            Effect.map(run(r.port, "hello"), (answer) => Number(answer.retryAfter)))
           for (const seconds of waits) expect(seconds).toBeGreaterThanOrEqual(3)
 
           // The next trial's holder hangs and is killed: its token expires and another replica gets the trial.
@@ -106,10 +123,12 @@ describe("sg serve: three replicas share their breakers through one Redis", () =
             Effect.map(modelBreaker(port), (br) => Option.isSome(br) && !br.value.shared))
           // The local breaker continues from the shared state: open (the last trial failed), so no call is made.
           expect(yield* run(b.port, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
-          expect(yield* modelBreaker(b.port)).toEqual(Option.some(expect.objectContaining({ state: "open", shared: false })))
+          expect(yield* modelBreaker(b.port)).toEqual(
+            Option.some(expect.objectContaining({ state: "open", shared: false }))
+          )
           expect(provider.hits()).toBe(6)
           yield* redis.start
-          yield* everyReplica([b, c], "the survivors to share again (Redis came back empty: closed)", inState("closed", true))
+          yield* everyReplica([b, c], "the survivors to share again (Redis came back empty)", inState("closed", true))
           for (const r of [b, c, b]) expect(yield* run(r.port, "hello")).toMatchObject({ status: 502 })
           yield* everyReplica([b, c], "both to see it open, shared again", inState("open", true))
           expect(provider.hits()).toBe(9)

@@ -196,7 +196,10 @@ export const makeMemory = (options?: MemoryOptions): Effect.Effect<MemoryStore> 
       })
 
     const plain = (name: string, policy: Policy, f: (record: Record.Record, now: Record.Now) => Record.Effect) =>
-      Effect.map(operate(name, policy, (record, now) => ({ effect: f(record, now), value: undefined })), (r) => r.snapshot)
+      Effect.map(
+        operate(name, policy, (record, now) => ({ effect: f(record, now), value: undefined })),
+        (r) => r.snapshot
+      )
 
     return {
       read: (name, policy) => plain(name, policy, () => "none"),

@@ -44,7 +44,14 @@ describe("CircuitBreaker", () => {
         const snapshot = yield* breaker.snapshot
         const encoded = yield* Schema.encode(Schema.Array(CircuitBreaker.Status))(snapshot)
         expect(encoded).toEqual([
-          { name: "a", state: "open", failures: 3, opened_at: "1970-01-01T00:00:01.000Z", retry_after: 20, shared: false },
+          {
+            name: "a",
+            state: "open",
+            failures: 3,
+            opened_at: "1970-01-01T00:00:01.000Z",
+            retry_after: 20,
+            shared: false
+          },
           { name: "b", state: "closed", failures: 0, opened_at: null, retry_after: 0, shared: false },
           {
             name: "c",
@@ -191,7 +198,9 @@ describe("CircuitBreaker", () => {
           BreakerPolicy.config.pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars)))))
         expect((yield* read({})).backoff).toEqual({ factor: 2, max: Duration.minutes(5) })
         expect((yield* read({ SG_BREAKER_COOLDOWN: "10 minutes" })).backoff.max).toEqual(Duration.minutes(10))
-        const error = yield* Effect.flip(read({ SG_BREAKER_COOLDOWN: "1 minute", SG_BREAKER_COOLDOWN_MAX: "30 seconds" }))
+        const error = yield* Effect.flip(
+          read({ SG_BREAKER_COOLDOWN: "1 minute", SG_BREAKER_COOLDOWN_MAX: "30 seconds" })
+        )
         expect(String(error)).toContain("SG_BREAKER_COOLDOWN_MAX")
       }))
 

@@ -14,7 +14,11 @@ const underTestClock = {
 
 describe("CircuitBreaker conformance", () => {
   layer(Layer.empty)("local (TestClock)", (it) => {
-    conformance(it, { ...underTestClock, layer: (options) => Layer.orDie(CircuitBreaker.layer(options)), shared: false })
+    conformance(it, {
+      ...underTestClock,
+      layer: (options) => Layer.orDie(CircuitBreaker.layer(options)),
+      shared: false
+    })
   })
 
   layer(Layer.empty)("shared over the memory store (TestClock)", (it) => {

@@ -25,7 +25,14 @@ const replicaIndex = FastCheck.integer({ min: 0, max: 2 })
 
 const commands = FastCheck.array(
   FastCheck.oneof(
-    { arbitrary: FastCheck.record({ _tag: FastCheck.constant("call" as const), replica: replicaIndex, ok: FastCheck.boolean() }), weight: 8 },
+    {
+      arbitrary: FastCheck.record({
+        _tag: FastCheck.constant("call" as const),
+        replica: replicaIndex,
+        ok: FastCheck.boolean()
+      }),
+      weight: 8
+    },
     {
       arbitrary: FastCheck.record({
         _tag: FastCheck.constant("burst" as const),
@@ -35,7 +42,13 @@ const commands = FastCheck.array(
       weight: 3
     },
     // A fraction of the cool-down: from a sliver to past two cool-downs (the backoff doubles it).
-    { arbitrary: FastCheck.record({ _tag: FastCheck.constant("wait" as const), fraction: FastCheck.double({ min: 0.05, max: 2.5, noNaN: true }) }), weight: 4 },
+    {
+      arbitrary: FastCheck.record({
+        _tag: FastCheck.constant("wait" as const),
+        fraction: FastCheck.double({ min: 0.05, max: 2.5, noNaN: true })
+      }),
+      weight: 4
+    },
     { arbitrary: FastCheck.record({ _tag: FastCheck.constant("isolate" as const), replica: replicaIndex }), weight: 1 },
     { arbitrary: FastCheck.record({ _tag: FastCheck.constant("reset" as const), replica: replicaIndex }), weight: 1 }
   ),
@@ -151,7 +164,11 @@ describe("shared breakers, random interleavings across three replicas", () => {
     ([script]) =>
       Effect.gen(function*() {
         const cooldownMs = 30_000
-        const options = { ...policyOptions, cooldown: Duration.millis(cooldownMs), backoff: { factor: 2, max: Duration.minutes(2) } }
+        const options = {
+          ...policyOptions,
+          cooldown: Duration.millis(cooldownMs),
+          backoff: { factor: 2, max: Duration.minutes(2) }
+        }
         const store = yield* BreakerStore.makeMemory()
         const replicas = yield* Effect.forEach([0, 1, 2], () =>
           CircuitBreaker.makeShared(options).pipe(

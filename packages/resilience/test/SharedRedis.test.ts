@@ -99,7 +99,8 @@ describe("shared breakers: replicas on one Redis", () => {
         yield* until(allIn([doomed!, survivor!], name, "open"), "both to see it open")
         yield* Effect.sleep(Duration.sum(cooldown, "50 millis"))
         const started = yield* Deferred.make<void>()
-        yield* Effect.fork(doomed!.breakers.protect(name)(Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)))
+        const hold = Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+        yield* Effect.fork(doomed!.breakers.protect(name)(hold))
         yield* Deferred.await(started)
         // The holder's connection dies: no renewal, no answer ever reaches Redis.
         doomed!.client.client.disconnect(false)

@@ -7,7 +7,10 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 
 /** How the provider answers: a 500 at once, a 500 after `ms`, or nothing at all (the request hangs). */
-export type Mode = { readonly _tag: "fail" } | { readonly _tag: "slow"; readonly ms: number } | { readonly _tag: "hang" }
+export type Mode =
+  | { readonly _tag: "fail" }
+  | { readonly _tag: "slow"; readonly ms: number }
+  | { readonly _tag: "hang" }
 
 /** A running dead provider. */
 export interface DeadProvider {

@@ -401,7 +401,8 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<Store, never, R
         subscriber.on("message", (from: string, message: string) => {
           if (from !== channel) return
           const wire = decodeMessage(message)
-          if (Option.isSome(wire)) hub.unsafeOffer({ _tag: "Changed", name: wire.value.n, snapshot: snapshotOf(wire.value) })
+          if (Option.isNone(wire)) return
+          hub.unsafeOffer({ _tag: "Changed", name: wire.value.n, snapshot: snapshotOf(wire.value) })
         })
         // Subscribes again on every reconnection (a no-op when ioredis did already), then says the feed is back.
         subscriber.on("ready", () => void subscribe())

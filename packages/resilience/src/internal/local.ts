@@ -38,7 +38,8 @@ export const makeBreaker = (name: string, policy: Machine.Policy, metrics: Break
 /** Whether forgetting the breaker loses nothing: closed, or open or half-open with nothing pending and past due. */
 export const evictable = (breaker: LocalBreaker, now: number): boolean => {
   const state = breaker.state
-  return state._tag === "Closed" || (state._tag === "Open" ? !state.isolated && now >= state.until : state.admitted === 0)
+  if (state._tag === "Closed") return true
+  return state._tag === "Open" ? !state.isolated && now >= state.until : state.admitted === 0
 }
 
 /** Whether trials are in flight. */

@@ -4,10 +4,10 @@
  * translation, held to the same conformance suite.
  *
  * - `generation` changes with every transition (and isolate, reset). A record that is created takes the store's
- *   clock in microseconds (at least 1) as its first generation (`born`), so generations keep growing when an idle record expired
- *   or the store lost its data. A report names the generation its call was admitted under; one from another
- *   generation changes nothing, except that a record still in the generation it was born in accepts reports from
- *   before it existed (the reporter saw no record: the same closed episode).
+ *   clock in microseconds (at least 1) as its first generation (`born`), so generations keep growing when an idle
+ *   record expired or the store lost its data. A report names the generation its call was admitted under; one from
+ *   another generation changes nothing, except that a record still in the generation it was born in accepts reports
+ *   from before it existed (the reporter saw no record: the same closed episode).
  * - `version` changes with every write, also growing across expiry: a replica keeps the snapshot with the highest.
  * - Trials are tokens with an expiry; the holder renews its token while its trial runs, and a token not renewed
  *   (its holder died) expires, which hands its slot to another caller.
@@ -149,7 +149,7 @@ export const saved = (r: Record, now: Now): void => {
   r.exists = true
 }
 
-/** How long the record must outlive `now`: the idle timeout past its last deadline; `undefined` (forever) when isolated. */
+/** How long the record must outlive `now`: the idle timeout past its last deadline; `undefined` if isolated. */
 export const ttlOf = (r: Record, now: Now, idleMs: number): number | undefined => {
   if (r.state === "isolated") return undefined
   let last = r.until

@@ -201,7 +201,8 @@ export const make = (
       if (snapshot.version < entry.mirror.version) return undefined
       entry.mirror = mirrorOf(snapshot, receivedAt)
       if (entry.mode !== "shared") return undefined
-      return show(entry, entry.mirror.state, snapshot.changedAt === 0 ? receivedAt : snapshot.changedAt, snapshot.failures)
+      const at = snapshot.changedAt === 0 ? receivedAt : snapshot.changedAt
+      return show(entry, entry.mirror.state, at, snapshot.failures)
     }
 
     const run = (log: Effect.Effect<void> | undefined): Effect.Effect<void> => log ?? Effect.void
@@ -534,7 +535,8 @@ export const make = (
         entry.metrics.calls(1)
         const loading = entry.loading
         if (loading === undefined || !store.isAvailable()) return decide(entry, clock, effect, isFailure, timeout)
-        return Effect.zipRight(load(entry, loading), Effect.suspend(() => decide(entry, clock, effect, isFailure, timeout)))
+        const decided = Effect.suspend(() => decide(entry, clock, effect, isFailure, timeout))
+        return Effect.zipRight(load(entry, loading), decided)
       })
 
     const protect = <E0>(name: string, options?: ProtectOptions<E0>) => {
@@ -578,8 +580,9 @@ export const make = (
               Effect.zipRight(
                 fellBack(entry, error),
                 Effect.zipRight(
-                  Effect.logWarning(`circuit breaker "${name}": ${what} applies to this process only (store unreachable)`)
-                    .pipe(Effect.annotateLogs({ package: "@sg/resilience", breaker: name })),
+                  Effect.logWarning(
+                    `circuit breaker "${name}": ${what} applies to this process only (store unreachable)`
+                  ).pipe(Effect.annotateLogs({ package: "@sg/resilience", breaker: name })),
                   Effect.suspend(inLocal)
                 )
               )
@@ -633,7 +636,8 @@ export const make = (
       if (change._tag === "Reconnected") {
         const stale = Array.from(registry.values()).filter((entry) => !entry.pinned && !entry.syncing)
         for (const entry of stale) entry.syncing = true
-        return Effect.forEach(stale, resync, { concurrency: 16, discard: true }).pipe(Effect.forkIn(scope), Effect.asVoid)
+        const all = Effect.forEach(stale, resync, { concurrency: 16, discard: true })
+        return Effect.asVoid(Effect.forkIn(all, scope))
       }
       const entry = registry.get(change.name)
       return entry === undefined || entry.pinned ? Effect.void : applied(entry, change.snapshot)
@@ -649,8 +653,9 @@ export const make = (
 
     return {
       protect: protect as Service["protect"],
-      isolate: (name) => command(name, (policy) => store.isolate(name, policy), (state, _, now) => Machine.isolate(state, now), "isolate"),
-      reset: (name) => command(name, (policy) => store.reset(name, policy), (state, policy) => Machine.reset(state, policy), "reset"),
+      isolate: (name) =>
+        command(name, (p) => store.isolate(name, p), (state, _, now) => Machine.isolate(state, now), "isolate"),
+      reset: (name) => command(name, (p) => store.reset(name, p), (state, p) => Machine.reset(state, p), "reset"),
       status,
       snapshot: Effect.clockWith((clock) =>
         Effect.sync(() => {

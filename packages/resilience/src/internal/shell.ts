@@ -139,9 +139,8 @@ export const announce = (
   annotations?: Readonly<Record<string, unknown>>
 ): Effect.Effect<void> => {
   metrics.state(stateGauge[to])
-  Metric.fromMetricKey(
-    MetricKey.tagged(MetricKey.tagged(MetricKey.tagged(keys.transitions, metricLabel, metrics.label), "from", from), "to", to)
-  ).unsafeUpdate(1, noTags)
+  const key = MetricKey.tagged(MetricKey.tagged(keys.transitions, metricLabel, metrics.label), "from", from)
+  Metric.fromMetricKey(MetricKey.tagged(key, "to", to)).unsafeUpdate(1, noTags)
   hub.unsafeOffer({ name, from, to, at: DateTime.unsafeMake(at) })
   const log = to === "open"
     ? Effect.logWarning(`circuit breaker "${name}" opened`)
@@ -208,7 +207,11 @@ export const withTimeout = <A, E, R>(
   })
 
 /** Counts and builds a rejection; `retryAfterMs` is `Infinity` for an isolated breaker. */
-export const reject = (name: string, metrics: BreakerMetrics, retryAfterMs: number): Effect.Effect<never, CircuitOpenError> => {
+export const reject = (
+  name: string,
+  metrics: BreakerMetrics,
+  retryAfterMs: number
+): Effect.Effect<never, CircuitOpenError> => {
   metrics.rejections(1)
   // failCause, not fail: attaching the current span to the error would add a fiber step to every rejection.
   return Effect.failCause(Cause.fail(rejected(name, retryAfterMs)))

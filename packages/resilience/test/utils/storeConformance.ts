@@ -86,7 +86,7 @@ export const storeConformance = (it: Vitest.MethodsNonLive<BreakerStore.BreakerS
       expect(after).toMatchObject({ state: "closed", failures: 1 })
     }))
 
-  it.effect("reports from another generation change nothing; a record still in its first one takes reports from before it", () =>
+  it.effect("reports from another generation change nothing, but a new record takes those from before it", () =>
     Effect.gen(function*() {
       const s = yield* store
       const name = uniqueName("generation")
@@ -266,7 +266,8 @@ export const storeConformance = (it: Vitest.MethodsNonLive<BreakerStore.BreakerS
         const out: Array<string> = []
         // Changes published by earlier tests' stores are filtered out by name.
         for (const change of yield* Queue.takeAll(feed)) {
-          if (change._tag === "Changed" && change.name === name) out.push(`${change.snapshot.state}:${change.snapshot.failures}`)
+          if (change._tag !== "Changed" || change.name !== name) continue
+          out.push(`${change.snapshot.state}:${change.snapshot.failures}`)
         }
         return out
       })
