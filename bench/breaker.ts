@@ -7,7 +7,9 @@
  *
  * The shared breaker (`CircuitBreaker/Redis`, against a private `redis-server` this bench starts on a free port)
  * is measured beside the local one the same way (goals: closed under 2 µs over the bare call, with no Redis round
- * trip; a rejection under 2 µs), plus two latencies over `BENCH_TRIPS` trips (default 200) between two replicas on
+ * trip; a rejection under 2 µs). The Effect rows run in 10 alternating rounds (each row's figure is its median over
+ * the rounds, its overhead the median of its per-round gap to the bare call), so load from other processes falls on
+ * each alike. Then two latencies over `BENCH_TRIPS` trips (default 200) between two replicas on
  * separate connections: how long a failing call that trips the breaker takes (it waits for Redis to hear it), and
  * how long until the other replica rejects (goal: p99 under 100 ms).
  */
@@ -38,37 +40,6 @@ const loopOf = <A, E>(n: number, call: () => Effect.Effect<A, E>): Effect.Effect
     let i = 0
     return Effect.whileLoop({ while: () => i++ < n, body: () => Effect.exit(call()), step: () => undefined })
   })
-
-const effectFigures = async (): Promise<{ closed: Array<Figure>; open: Array<Figure> }> => {
-  const scope = Effect.runSync(Scope.make())
-  try {
-    const breaker = await Effect.runPromise(Scope.extend(CircuitBreaker.make({ cooldown: "1 hour" }), scope))
-    const work = Effect.succeed(42)
-    const run = (effect: Effect.Effect<void>) => () => Effect.runSync(effect)
-    // Open "bench-open" the ordinary way: three failures.
-    const failing = loopOf(3, () => breaker.protect("bench-open")(Effect.fail("down")))
-    Effect.runSync(Logger.withMinimumLogLevel(failing, LogLevel.None))
-    if (Exit.isSuccess(Effect.runSync(Effect.exit(breaker.protect("bench-open")(work))))) {
-      throw new Error("the open breaker let a call through")
-    }
-    const baseline = await measure("Effect.succeed, bare", calls, run(loopOf(calls, () => work)), { minMs })
-    const closed = await measure(
-      "protect(name)(effect), closed",
-      calls,
-      run(loopOf(calls, () => breaker.protect("bench-closed")(work))),
-      { minMs }
-    )
-    const open = await measure(
-      "protect(name)(effect), open: CircuitOpenError",
-      calls,
-      run(loopOf(calls, () => breaker.protect("bench-open")(work))),
-      { minMs }
-    )
-    return { closed: [baseline, closed], open: [baseline, open] }
-  } finally {
-    Effect.runSync(Scope.close(scope, Exit.void))
-  }
-}
 
 const promiseFigures = async (): Promise<{ closed: Array<Figure>; open: Array<Figure> }> => {
   const work = async (): Promise<number> => 42
@@ -146,33 +117,71 @@ const latency = (label: string, samples: Array<number>, goal: string) => {
   )
 }
 
-const sharedFigures = async () => {
+/** Rounds the Effect rows are measured in, each row once per round in a rotating order, so load falls on each alike. */
+const rounds = 10
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+interface Row {
+  readonly name: string
+  readonly batch: () => unknown
+}
+
+/**
+ * Measures `rows` (the first is the bare baseline) in alternating rounds; each row's figure is its median rate over
+ * the rounds, and its overhead the median, over the rounds, of its time per call minus the baseline's in that round.
+ */
+const alternating = async (rows: ReadonlyArray<Row>): Promise<Array<Figure>> => {
+  const rates: Array<Array<number>> = rows.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < rows.length; i++) {
+      const row = (i + round) % rows.length
+      const figure = await measure("", calls, rows[row]!.batch, { minMs: minMs / rounds, warmupMs: 20 })
+      rates[row]!.push(figure.opsPerSec)
+    }
+  }
+  const overheads = rows.map((_, row) =>
+    median(rates[row]!.map((rate, round) => 1e9 / rate - 1e9 / rates[0]![round]!))
+  )
+  return rows.map((row, i) => ({
+    name: row.name,
+    opsPerSec: median(rates[i]!),
+    extra: { overhead: i === 0 ? "" : `${overheads[i]!.toFixed(0)} ns/call` }
+  }))
+}
+
+const effectFigures = async () => {
   const server = ManagedRuntime.make(Layer.orDie(RedisTestServer.layerSpawned))
   const scope = Effect.runSync(Scope.make())
   try {
     const { url } = await server.runPromise(RedisTestServer.RedisTestServer)
+    const local = await Effect.runPromise(Scope.extend(CircuitBreaker.make({ cooldown: "1 hour" }), scope))
     const [a, b] = await Effect.runPromise(Effect.all([replicaIn(scope, url), replicaIn(scope, url)]))
     const work = Effect.succeed(42)
     const runSync = (effect: Effect.Effect<void>) => () => Effect.runSync(effect)
-    // The first call of a breaker reads its record; after that a closed breaker is decided in the process.
-    await Effect.runPromise(a!.protect("bench-shared-closed")(work))
-    await Effect.runPromise(quiet(loopOf(3, () => a!.protect("bench-shared-open")(Effect.fail("down")))))
-    if (Exit.isSuccess(Effect.runSync(Effect.exit(a!.protect("bench-shared-open")(work))))) {
-      throw new Error("the open shared breaker let a call through")
+    // Open the "open" breakers the ordinary way: three failures. A shared breaker's first call reads its record;
+    // after that a closed breaker is decided in the process.
+    for (const breaker of [local, a!]) {
+      await Effect.runPromise(breaker.protect("bench-closed")(work))
+      await Effect.runPromise(quiet(loopOf(3, () => breaker.protect("bench-open")(Effect.fail("down")))))
+      if (Exit.isSuccess(Effect.runSync(Effect.exit(breaker.protect("bench-open")(work))))) {
+        throw new Error("an open breaker let a call through")
+      }
     }
-    const baseline = await measure("Effect.succeed, bare", calls, runSync(loopOf(calls, () => work)), { minMs })
-    const closed = await measure(
-      "shared protect(name)(effect), closed",
-      calls,
-      runSync(loopOf(calls, () => a!.protect("bench-shared-closed")(work))),
-      { minMs }
-    )
-    const open = await measure(
-      "shared protect(name)(effect), open: CircuitOpenError",
-      calls,
-      runSync(loopOf(calls, () => a!.protect("bench-shared-open")(work))),
-      { minMs }
-    )
+    const row = (name: string, call: () => Effect.Effect<unknown, unknown>): Row => ({
+      name,
+      batch: runSync(loopOf(calls, call))
+    })
+    const figures = await alternating([
+      row("Effect.succeed, bare", () => work),
+      row("local protect(name)(effect), closed", () => local.protect("bench-closed")(work)),
+      row("shared protect(name)(effect), closed", () => a!.protect("bench-closed")(work)),
+      row("local protect(name)(effect), open: CircuitOpenError", () => local.protect("bench-open")(work)),
+      row("shared protect(name)(effect), open: CircuitOpenError", () => a!.protect("bench-open")(work))
+    ])
 
     // Trips: b knows the breaker (one call), a fails it three times; the third call trips it.
     const tripping: Array<number> = []
@@ -191,7 +200,12 @@ const sharedFigures = async () => {
       )
       reaching.push(performance.now() - started)
     }
-    return { closed: [baseline, closed], open: [baseline, open], tripping, reaching }
+    return {
+      closed: [figures[0]!, figures[1]!, figures[2]!],
+      open: [figures[0]!, figures[3]!, figures[4]!],
+      tripping,
+      reaching
+    }
   } finally {
     await Effect.runPromise(Scope.close(scope, Exit.void))
     await server.dispose()
@@ -202,17 +216,13 @@ const sharedFigures = async () => {
 export const run = async (): Promise<void> => {
   const effect = await effectFigures()
   const promise = await promiseFigures()
-  const shared = await sharedFigures()
-  report("circuit breaker, closed: Effect (10,000 calls per runSync)", withOverhead(effect.closed, effect.closed[0]!),
-    effect.closed[0]!.name)
+  report("circuit breaker, closed: Effect (10,000 calls per runSync; local and shared, no Redis round trip)",
+    effect.closed, effect.closed[0]!.name)
   report("circuit breaker, closed: promises (10,000 awaited calls)", withOverhead(promise.closed, promise.closed[0]!),
     promise.closed[0]!.name)
-  report("circuit breaker, open: Effect", withOverhead(effect.open, effect.open[0]!), effect.open[0]!.name)
+  report("circuit breaker, open: Effect (local and shared)", effect.open, effect.open[0]!.name)
   report("circuit breaker, open: promises", withOverhead(promise.open, promise.open[0]!), promise.open[0]!.name)
-  report("shared circuit breaker (Redis), closed: no Redis round trip", withOverhead(shared.closed, shared.closed[0]!),
-    shared.closed[0]!.name)
-  report("shared circuit breaker (Redis), open", withOverhead(shared.open, shared.open[0]!), shared.open[0]!.name)
   console.log("\n## shared circuit breaker (Redis): two replicas on separate connections")
-  latency("the failing call that trips it (waits for Redis)", shared.tripping, "one round trip")
-  latency("until the other replica rejects", shared.reaching, "goal: p99 < 100 ms")
+  latency("the failing call that trips it (waits for Redis)", effect.tripping, "one round trip")
+  latency("until the other replica rejects", effect.reaching, "goal: p99 < 100 ms")
 }
