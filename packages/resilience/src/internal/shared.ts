@@ -244,6 +244,8 @@ export const make = (
             Effect.suspend(() => {
               const now = clock.unsafeCurrentTimeMillis()
               const wasLocal = entry.mode === "local"
+              // Only one of the two connections is back: stay local until both are (the other one says so too).
+              if (wasLocal && !store.isAvailable()) return Effect.void
               entry.mode = "shared"
               entry.active = false
               if (entry.loading !== undefined) {
@@ -634,6 +636,7 @@ export const make = (
     const changes = yield* store.subscribe
     const onChange = (change: Change): Effect.Effect<void> => {
       if (change._tag === "Reconnected") {
+        if (!store.isAvailable()) return Effect.void
         const stale = Array.from(registry.values()).filter((entry) => !entry.pinned && !entry.syncing)
         for (const entry of stale) entry.syncing = true
         const all = Effect.forEach(stale, resync, { concurrency: 16, discard: true })
