@@ -1,6 +1,6 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisTestServer } from "@sg/redis"
-import { Effect, Option } from "effect"
+import { Deferred, Effect, Option } from "effect"
 import { deadProvider } from "./utils/deadProvider.js"
 import * as Http from "./utils/http.js"
 import { ended, outputs, waitFor, waitUntil } from "./utils/processes.js"
@@ -15,9 +15,16 @@ const modelBreaker = (port: number) =>
       )
     ))
 
-const run = (port: number, input: string) =>
-  Http.postRun(port, { input }).pipe(
+/** A run on `replica`; a failed request dies with the replica's name, whether it still runs, and its last logs. */
+const run = (replica: Served, input: string) =>
+  Http.postRun(replica.port, { input }).pipe(
     Effect.timeout("20 seconds"),
+    Effect.catchAll((error) =>
+      Effect.flatMap(Deferred.isDone(replica.child.ended), (ended) =>
+        Effect.dieMessage(
+          `${replica.child.name} (${ended ? "exited" : "running"}): ${error}\n${replica.child.stderr().slice(-3000)}`
+        ))
+    ),
     Effect.map((answer) => ({
       status: answer.status,
       error: answer.json?.error,
@@ -70,12 +77,12 @@ describe("sg serve: three replicas share their breakers through one Redis", () =
 
           // One failed run on each replica: three failures in all open the breaker for every replica.
           for (const r of replicas) {
-            expect(yield* run(r.port, "hello")).toMatchObject({ status: 502, error: "upstream_error" })
+            expect(yield* run(r, "hello")).toMatchObject({ status: 502, error: "upstream_error" })
           }
           expect(provider.hits()).toBe(3)
           yield* everyReplica(replicas, "every replica to see model:openai open (shared)", inState("open", true))
           for (const r of replicas) {
-            expect(yield* run(r.port, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
+            expect(yield* run(r, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
           }
           expect(provider.hits()).toBe(3)
 
@@ -84,7 +91,7 @@ describe("sg serve: three replicas share their breakers through one Redis", () =
           provider.setMode({ _tag: "slow", ms: 500 })
           const burst = yield* Effect.forEach(
             replicas.flatMap((r) => Array.from({ length: 5 }, () => r)),
-            (r) => run(r.port, "hello"),
+            (r) => run(r, "hello"),
             { concurrency: "unbounded" }
           )
           expect(burst.filter((answer) => answer.status === 502)).toHaveLength(1)
@@ -93,23 +100,23 @@ describe("sg serve: three replicas share their breakers through one Redis", () =
           // The failed trial doubled the cool-down, for every replica.
           yield* everyReplica(replicas, "every replica to see it open again", inState("open", true))
           const waits = yield* Effect.forEach(replicas, (r) =>
-            Effect.map(run(r.port, "hello"), (answer) => Number(answer.retryAfter)))
+            Effect.map(run(r, "hello"), (answer) => Number(answer.retryAfter)))
           for (const seconds of waits) expect(seconds).toBeGreaterThanOrEqual(3)
 
           // The next trial's holder hangs and is killed: its token expires and another replica gets the trial.
           yield* Effect.sleep("4200 millis")
           provider.setMode({ _tag: "hang" })
-          const hung = yield* Effect.fork(run(a.port, "hello"))
+          const hung = yield* Effect.fork(run(a, "hello"))
           yield* waitUntil("the trial to reach the provider", Effect.sync(() => provider.hits() === 5), "10 seconds")
           yield* a.child.signal("SIGKILL")
           yield* ended(a.child)
           yield* Effect.ignore(hung.await)
           provider.setMode({ _tag: "fail" })
-          expect(yield* run(b.port, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
+          expect(yield* run(b, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
           const start = performance.now()
           yield* waitUntil(
             "a surviving replica to get the trial",
-            Effect.map(run(b.port, "hello"), (answer) => answer.status === 502),
+            Effect.map(run(b, "hello"), (answer) => answer.status === 502),
             "20 seconds",
             outputs(b.child)
           )
@@ -122,14 +129,14 @@ describe("sg serve: three replicas share their breakers through one Redis", () =
           yield* everyReplica([b, c], "the survivors to say shared: false", (port) =>
             Effect.map(modelBreaker(port), (br) => Option.isSome(br) && !br.value.shared))
           // The local breaker continues from the shared state: open (the last trial failed), so no call is made.
-          expect(yield* run(b.port, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
+          expect(yield* run(b, "hello")).toMatchObject({ status: 503, error: "circuit_open" })
           expect(yield* modelBreaker(b.port)).toEqual(
             Option.some(expect.objectContaining({ state: "open", shared: false }))
           )
           expect(provider.hits()).toBe(6)
           yield* redis.start
           yield* everyReplica([b, c], "the survivors to share again (Redis came back empty)", inState("closed", true))
-          for (const r of [b, c, b]) expect(yield* run(r.port, "hello")).toMatchObject({ status: 502 })
+          for (const r of [b, c, b]) expect(yield* run(r, "hello")).toMatchObject({ status: 502 })
           yield* everyReplica([b, c], "both to see it open, shared again", inState("open", true))
           expect(provider.hits()).toBe(9)
           const logged = b.child.stderr()
@@ -155,10 +162,10 @@ describe("sg serve: three replicas share their breakers through one Redis", () =
           concurrency: "unbounded"
         })
         expect(a!.child.stderr()).toContain("breakers: this process only")
-        for (let i = 0; i < 3; i++) yield* run(a!.port, "hello")
+        for (let i = 0; i < 3; i++) yield* run(a, "hello")
         const status = yield* waitFor("a's breaker", modelBreaker(a!.port), "5 seconds")
         expect(status).toMatchObject({ state: "open", shared: false })
-        expect(yield* run(b!.port, "hello")).toMatchObject({ status: 502 })
+        expect(yield* run(b, "hello")).toMatchObject({ status: 502 })
         expect(provider.hits()).toBe(4)
       }), 120_000)
   })
