@@ -365,15 +365,35 @@ const decodeMessage = Schema.decodeUnknownOption(Reply)
 
 const connecting: ReadonlySet<string> = new Set(["wait", "connecting", "connect"])
 
-/**
- * Whether a connection can take commands: ready, or still making its first connection (commands wait for it then).
- * One that was ready and lost its connection is not: calls fail at once and breakers fall back to local state.
- */
-const usable = (client: { readonly status: string; once: (event: "ready", f: () => void) => unknown }) => {
-  let everReady = client.status === "ready"
-  if (!everReady) client.once("ready", () => void (everReady = true))
-  return () => client.status === "ready" || (!everReady && connecting.has(client.status))
+interface Connection {
+  readonly status: string
+  on(event: "ready" | "close" | "end", listener: () => void): unknown
+  off(event: "ready" | "close" | "end", listener: () => void): unknown
 }
+
+/**
+ * Whether a connection can take commands, kept by its events (so asking costs one read): ready, or still making its
+ * first connection (commands wait for it then). One that was ready and lost its connection is not: calls fail at
+ * once and breakers fall back to local state.
+ */
+const track = (client: Connection) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      let up = client.status === "ready" || connecting.has(client.status)
+      const ready = () => void (up = true)
+      const down = () => void (up = false)
+      client.on("ready", ready)
+      client.on("close", down)
+      client.on("end", down)
+      const release = () => {
+        client.off("ready", ready)
+        client.off("close", down)
+        client.off("end", down)
+      }
+      return { up: () => up, release }
+    }),
+    (tracked) => Effect.sync(tracked.release)
+  ).pipe(Effect.map((tracked) => tracked.up))
 
 /**
  * A breaker store over the `RedisClient` in context, with a connection of its own for the change feed (a
@@ -442,8 +462,8 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<Store, never, R
         })
     )
 
-    const commandsUp = usable(commands)
-    const feedUp = usable(subscriber)
+    const commandsUp = yield* track(commands)
+    const feedUp = yield* track(subscriber)
     const isAvailable = () => commandsUp() && feedUp()
 
     const call = (
