@@ -39,6 +39,23 @@ describe("shared breakers: replicas on one Redis", () => {
         expect(yield* Ref.get(dead.hits)).toBe(3)
       }))
 
+    it.scoped("a failure-rate policy counts every replica's calls, successes included, in one window", () =>
+      Effect.gen(function*() {
+        const rate = { failureRate: { threshold: 0.5, window: 6, minimumCalls: 4 }, flushInterval: "50 millis" } as const
+        const [a, b, c] = yield* replicas(3, { ...options, ...rate })
+        const name = uniqueName("rate")
+        for (let i = 0; i < 3; i++) yield* a!.breakers.protect(name)(Effect.succeed(i))
+        // a's successes reach Redis within a flush; b's and c's failures then make 2 in 5.
+        yield* Effect.sleep("200 millis")
+        for (const r of [b!, c!]) yield* Effect.exit(r.breakers.protect(name)(boom))
+        yield* Effect.sleep("100 millis")
+        expect(yield* Effect.forEach([a!, b!, c!], (r) => stateIn(r, name))).toEqual(["closed", "closed", "closed"])
+        expect((yield* a!.breakers.status(name)).failures).toBe(2)
+        // 3 in 6 reaches the rate: open for all.
+        yield* Effect.exit(a!.breakers.protect(name)(boom))
+        yield* until(allIn([a!, b!, c!], name, "open"), "all three to see it open")
+      }))
+
     it.scoped("three replicas: one failure each opens it for all; after the cool-down exactly one trial runs", () =>
       Effect.gen(function*() {
         const all = yield* replicas(3)
