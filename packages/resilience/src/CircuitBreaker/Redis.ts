@@ -376,12 +376,18 @@ interface Connection {
  * first connection (commands wait for it then). One that was ready and lost its connection is not: calls fail at
  * once and breakers fall back to local state.
  */
-const track = (client: Connection) =>
+const track = (client: Connection, changed: () => void) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       let up = client.status === "ready" || connecting.has(client.status)
-      const ready = () => void (up = true)
-      const down = () => void (up = false)
+      const ready = () => {
+        up = true
+        changed()
+      }
+      const down = () => {
+        up = false
+        changed()
+      }
       client.on("ready", ready)
       client.on("close", down)
       client.on("end", down)
@@ -462,9 +468,17 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<Store, never, R
         })
     )
 
-    const commandsUp = yield* track(commands)
-    const feedUp = yield* track(subscriber)
-    const isAvailable = () => commandsUp() && feedUp()
+    // Kept up to date by the connections' events, so the hot path reads one variable.
+    let available = false
+    let commandsUp = () => false
+    let feedUp = () => false
+    const update = () => {
+      available = commandsUp() && feedUp()
+    }
+    commandsUp = yield* track(commands, update)
+    feedUp = yield* track(subscriber, update)
+    update()
+    const isAvailable = () => available
 
     const call = (
       operation: keyof typeof scripts,

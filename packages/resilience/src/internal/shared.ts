@@ -168,10 +168,21 @@ export const make = (
       idleMs: policies.idleMs,
       create: (name) => {
         const pinned = settings.local.has(name)
-        const breaker = Local.makeBreaker(name, policyFor(name), labels(name))
-        return Object.assign(breaker, {
+        const policy = policyFor(name)
+        const metrics = labels(name)
+        metrics.state(0)
+        // One literal with every field, so every entry has one shape.
+        const entry: Entry = {
+          name,
+          policy,
+          metrics,
+          state: Machine.initial(policy),
+          view: "closed",
+          seen: 0,
+          activeAt: 0,
+          active: pinned,
           pinned,
-          mode: pinned ? "local" as const : "shared" as const,
+          mode: pinned ? "local" : "shared",
           mirror: noRecord,
           pending: 0,
           reporting: false,
@@ -180,9 +191,9 @@ export const make = (
           syncing: false,
           loading: pinned ? undefined : Deferred.unsafeMake<void>(FiberId.none),
           loadStarted: false,
-          retryAt: 0,
-          active: pinned
-        })
+          retryAt: 0
+        }
+        return entry
       },
       evictable: (entry, now) => entry.mode === "local" ? Local.evictable(entry, now) : true,
       busy: (entry) => entry.held > 0 || entry.acquiring > 0 || entry.syncing || Local.busy(entry)
