@@ -9,6 +9,7 @@
  */
 import { type RedisClient, RedisScript } from "@sg/redis"
 import type * as ConfigError from "effect/ConfigError"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -414,6 +415,9 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<Store, never, R
     const hub = yield* Effect.acquireRelease(PubSub.unbounded<Change>(), PubSub.shutdown)
     const commands = redis.client
 
+    // Settles once the feed first listens, or its first connection attempt fails.
+    const firstAttempt = yield* Deferred.make<void>()
+    const attempted = () => Deferred.unsafeDone(firstAttempt, Effect.void)
     const subscriber = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const subscriber = commands.duplicate({ lazyConnect: true })
@@ -422,8 +426,10 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<Store, never, R
           subscriber.subscribe(channel).then(() => {
             if (subscribed) hub.unsafeOffer({ _tag: "Reconnected" })
             subscribed = true
-          }, () => undefined)
-        subscriber.on("error", () => undefined)
+            attempted()
+          }, attempted)
+        subscriber.on("error", attempted)
+        subscriber.on("close", attempted)
         subscriber.on("message", (from: string, message: string) => {
           if (from !== channel) return
           const wire = decodeMessage(message)
@@ -478,6 +484,8 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<Store, never, R
     commandsUp = yield* track(commands, update)
     feedUp = yield* track(subscriber, update)
     update()
+    // A replica that serves is already listening for trips (unless Redis is out of reach: then it goes on at once).
+    yield* Deferred.await(firstAttempt).pipe(Effect.timeout("2 seconds"), Effect.ignore)
     const isAvailable = () => available
 
     const call = (
