@@ -4,12 +4,24 @@
  * effect unguarded; cockatiel's and opossum's breakers wrap the same work as a promise, awaited 10,000 times in a
  * loop, against a bare await. Overhead is per call, over the matching baseline. `BENCH_MS` sets the time spent on
  * each figure (default 1000 ms).
+ *
+ * The shared breaker (`CircuitBreaker/Redis`, against a private `redis-server` this bench starts on a free port)
+ * is measured beside the local one the same way (goals: closed under 2 µs over the bare call, with no Redis round
+ * trip; a rejection under 2 µs). The Effect rows run in 10 alternating rounds (each row's figure is its median over
+ * the rounds, its overhead the median of its per-round gap to the bare call), so load from other processes falls on
+ * each alike. Then two latencies over `BENCH_TRIPS` trips (default 200) between two replicas on
+ * separate connections: how long a failing call that trips the breaker takes (it waits for Redis to hear it), and
+ * how long until the other replica rejects (goal: p99 under 100 ms).
  */
 // The repo root depends on none of effect, cockatiel or opossum: they come through the package that does.
-import { CircuitBreaker } from "@sg/resilience"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
+import { BreakerStore, CircuitBreaker } from "@sg/resilience"
+import * as SharedBreakers from "@sg/resilience/CircuitBreaker/Redis"
 import * as cockatiel from "cockatiel"
-import { Effect, Exit, Logger, LogLevel, Scope } from "effect"
+import { Effect, Exit, Layer, Logger, LogLevel, ManagedRuntime, Queue, Scope } from "effect"
 import Opossum from "opossum"
+import { performance } from "node:perf_hooks"
 import { type Figure, measure, report } from "./harness.js"
 
 const calls = 10_000
@@ -29,37 +41,6 @@ const loopOf = <A, E>(n: number, call: () => Effect.Effect<A, E>): Effect.Effect
     let i = 0
     return Effect.whileLoop({ while: () => i++ < n, body: () => Effect.exit(call()), step: () => undefined })
   })
-
-const effectFigures = async (): Promise<{ closed: Array<Figure>; open: Array<Figure> }> => {
-  const scope = Effect.runSync(Scope.make())
-  try {
-    const breaker = await Effect.runPromise(Scope.extend(CircuitBreaker.make({ cooldown: "1 hour" }), scope))
-    const work = Effect.succeed(42)
-    const run = (effect: Effect.Effect<void>) => () => Effect.runSync(effect)
-    // Open "bench-open" the ordinary way: three failures.
-    const failing = loopOf(3, () => breaker.protect("bench-open")(Effect.fail("down")))
-    Effect.runSync(Logger.withMinimumLogLevel(failing, LogLevel.None))
-    if (Exit.isSuccess(Effect.runSync(Effect.exit(breaker.protect("bench-open")(work))))) {
-      throw new Error("the open breaker let a call through")
-    }
-    const baseline = await measure("Effect.succeed, bare", calls, run(loopOf(calls, () => work)), { minMs })
-    const closed = await measure(
-      "protect(name)(effect), closed",
-      calls,
-      run(loopOf(calls, () => breaker.protect("bench-closed")(work))),
-      { minMs }
-    )
-    const open = await measure(
-      "protect(name)(effect), open: CircuitOpenError",
-      calls,
-      run(loopOf(calls, () => breaker.protect("bench-open")(work))),
-      { minMs }
-    )
-    return { closed: [baseline, closed], open: [baseline, open] }
-  } finally {
-    Effect.runSync(Scope.close(scope, Exit.void))
-  }
-}
 
 const promiseFigures = async (): Promise<{ closed: Array<Figure>; open: Array<Figure> }> => {
   const work = async (): Promise<number> => 42
@@ -107,14 +88,142 @@ const promiseFigures = async (): Promise<{ closed: Array<Figure>; open: Array<Fi
   }
 }
 
+const trips = Number(process.env["BENCH_TRIPS"] ?? 200)
+
+const quiet = <A, E>(effect: Effect.Effect<A, E>) => Logger.withMinimumLogLevel(effect, LogLevel.None)
+
+/** One replica: its own connection, store and breakers, in `scope`. */
+const replicaIn = (scope: Scope.Scope, url: string) =>
+  Effect.gen(function*() {
+    const client = yield* RedisClient.make({ url, prefix: "sg", commandTimeout: "5 seconds" })
+    const store = yield* SharedBreakers.makeStore().pipe(Effect.provideService(RedisClient.RedisClient, client))
+    const breakers = yield* CircuitBreaker.makeShared({ cooldown: "1 hour", reportWait: "1 second" }).pipe(
+      Effect.provideService(BreakerStore.BreakerStore, store),
+      Effect.orDie
+    )
+    yield* client.ping.pipe(Effect.retry({ times: 50 }), Effect.orDie)
+    return breakers
+  }).pipe(Scope.extend(scope), quiet)
+
+const percentile = (sorted: ReadonlyArray<number>, p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+
+const latency = (label: string, samples: Array<number>, goal: string) => {
+  const sorted = [...samples].sort((a, b) => a - b)
+  const ms = (x: number) => `${x.toFixed(2)} ms`
+  console.log(
+    `${label.padEnd(58)} p50 ${ms(percentile(sorted, 50))}  p99 ${ms(percentile(sorted, 99))}  max ${
+      ms(sorted.at(-1)!)
+    }  (${samples.length} trips; ${goal})`
+  )
+}
+
+/** Rounds the Effect rows are measured in, each row once per round in a rotating order, so load falls on each alike. */
+const rounds = 10
+
+const median = (xs: ReadonlyArray<number>): number => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+interface Row {
+  readonly name: string
+  readonly batch: () => unknown
+}
+
+/**
+ * Measures `rows` (the first is the bare baseline) in alternating rounds; each row's figure is its median rate over
+ * the rounds, and its overhead the median, over the rounds, of its time per call minus the baseline's in that round.
+ */
+const alternating = async (rows: ReadonlyArray<Row>): Promise<Array<Figure>> => {
+  const rates: Array<Array<number>> = rows.map(() => [])
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < rows.length; i++) {
+      const row = (i + round) % rows.length
+      const figure = await measure("", calls, rows[row]!.batch, { minMs: minMs / rounds, warmupMs: 20 })
+      rates[row]!.push(figure.opsPerSec)
+    }
+  }
+  const overheads = rows.map((_, row) =>
+    median(rates[row]!.map((rate, round) => 1e9 / rate - 1e9 / rates[0]![round]!))
+  )
+  return rows.map((row, i) => ({
+    name: row.name,
+    opsPerSec: median(rates[i]!),
+    extra: { overhead: i === 0 ? "" : `${overheads[i]!.toFixed(0)} ns/call` }
+  }))
+}
+
+const effectFigures = async () => {
+  const server = ManagedRuntime.make(Layer.orDie(RedisTestServer.layerSpawned))
+  const scope = Effect.runSync(Scope.make())
+  try {
+    const { url } = await server.runPromise(RedisTestServer.RedisTestServer)
+    const local = await Effect.runPromise(Scope.extend(CircuitBreaker.make({ cooldown: "1 hour" }), scope))
+    const [a, b] = await Effect.runPromise(Effect.all([replicaIn(scope, url), replicaIn(scope, url)]))
+    const work = Effect.succeed(42)
+    const runSync = (effect: Effect.Effect<void>) => () => Effect.runSync(effect)
+    // Open the "open" breakers the ordinary way: three failures. A shared breaker's first call reads its record;
+    // after that a closed breaker is decided in the process.
+    for (const breaker of [local, a!]) {
+      await Effect.runPromise(breaker.protect("bench-closed")(work))
+      await Effect.runPromise(quiet(loopOf(3, () => breaker.protect("bench-open")(Effect.fail("down")))))
+      if (Exit.isSuccess(Effect.runSync(Effect.exit(breaker.protect("bench-open")(work))))) {
+        throw new Error("an open breaker let a call through")
+      }
+    }
+    const row = (name: string, call: () => Effect.Effect<unknown, unknown>): Row => ({
+      name,
+      batch: runSync(loopOf(calls, call))
+    })
+    const figures = await alternating([
+      row("Effect.succeed, bare", () => work),
+      row("local protect(name)(effect), closed", () => local.protect("bench-closed")(work)),
+      row("shared protect(name)(effect), closed", () => a!.protect("bench-closed")(work)),
+      row("local protect(name)(effect), open: CircuitOpenError", () => local.protect("bench-open")(work)),
+      row("shared protect(name)(effect), open: CircuitOpenError", () => a!.protect("bench-open")(work))
+    ])
+
+    // Trips: b knows the breaker (one call), a fails it three times; the third call trips it.
+    const tripping: Array<number> = []
+    const reaching: Array<number> = []
+    const changes = await Effect.runPromise(Scope.extend(b!.subscribe, scope))
+    for (let i = 0; i < trips; i++) {
+      const name = `bench-trip-${i}`
+      await Effect.runPromise(b!.protect(name)(work))
+      await Effect.runPromise(quiet(loopOf(2, () => a!.protect(name)(Effect.fail("down")))))
+      await Effect.runPromise(Queue.takeAll(changes))
+      const started = performance.now()
+      await Effect.runPromise(quiet(Effect.exit(a!.protect(name)(Effect.fail("down")))))
+      tripping.push(performance.now() - started)
+      await Effect.runPromise(
+        Queue.take(changes).pipe(Effect.repeat({ until: (change) => change.name === name && change.to === "open" }))
+      )
+      reaching.push(performance.now() - started)
+    }
+    return {
+      closed: [figures[0]!, figures[1]!, figures[2]!],
+      open: [figures[0]!, figures[3]!, figures[4]!],
+      tripping,
+      reaching
+    }
+  } finally {
+    await Effect.runPromise(Scope.close(scope, Exit.void))
+    await server.dispose()
+  }
+}
+
 /** Prints the figures; registered in bench/index.ts as `breaker`. */
 export const run = async (): Promise<void> => {
   const effect = await effectFigures()
   const promise = await promiseFigures()
-  report("circuit breaker, closed: Effect (10,000 calls per runSync)", withOverhead(effect.closed, effect.closed[0]!),
-    effect.closed[0]!.name)
+  report("circuit breaker, closed: Effect (10,000 calls per runSync; local and shared, no Redis round trip)",
+    effect.closed, effect.closed[0]!.name)
   report("circuit breaker, closed: promises (10,000 awaited calls)", withOverhead(promise.closed, promise.closed[0]!),
     promise.closed[0]!.name)
-  report("circuit breaker, open: Effect", withOverhead(effect.open, effect.open[0]!), effect.open[0]!.name)
+  report("circuit breaker, open: Effect (local and shared)", effect.open, effect.open[0]!.name)
   report("circuit breaker, open: promises", withOverhead(promise.open, promise.open[0]!), promise.open[0]!.name)
+  console.log("\n## shared circuit breaker (Redis): two replicas on separate connections")
+  latency("the failing call that trips it (waits for Redis)", effect.tripping, "one round trip")
+  latency("until the other replica rejects", effect.reaching, "goal: p99 < 100 ms")
 }

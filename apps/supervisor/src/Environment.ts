@@ -6,7 +6,9 @@
 import { InvalidLeaseConfig, LeaderElection } from "@sg/leader"
 import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
 import { RedisClient } from "@sg/redis"
-import { type InvalidTraceInput, TraceStore, TraceWatchdog } from "@sg/trace"
+import { BreakerPolicy, CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
+import * as SharedBreakers from "@sg/resilience/CircuitBreaker/Redis"
+import { type InvalidTraceInput, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
 import {
   Config,
   ConfigError,
@@ -117,6 +119,42 @@ export const backendLayer: Layer.Layer<
 > = Layer.unwrapEffect(
   Effect.map(backend, (selected) =>
     selected.kind === "redis" ? Layer.merge(watchdogLayer, redisClient) : watchdogLayer)
+)
+
+/**
+ * `SG_BREAKER_SHARED` (on): with `REDIS_URL`, breakers are shared by every replica through Redis; `off` keeps them
+ * local.
+ */
+export const breakersShared: Config.Config<boolean> = Config.boolean("SG_BREAKER_SHARED").pipe(
+  Config.withDefault(true),
+  Config.withDescription("with REDIS_URL, share circuit breakers among replicas through Redis (on/off)")
+)
+
+/** How the breakers of a process are kept: shared through Redis, or in this process. */
+export const breakerMode: Effect.Effect<"shared" | "local", ConfigError.ConfigError> = Effect.gen(function*() {
+  const selected = yield* backend
+  return selected.kind === "redis" && (yield* breakersShared) ? "shared" : "local"
+})
+
+/**
+ * The circuit breakers (`SG_BREAKER_THRESHOLD`, `SG_BREAKER_COOLDOWN`, `SG_BREAKER_COOLDOWN_MAX`): shared through
+ * the one Redis connection when `breakerMode` says so, except the trace store's own breaker, which guards Redis
+ * itself and stays in this process with its own cool-down (`SG_STORE_BREAKER_COOLDOWN`); in this process otherwise.
+ */
+export const breakersLayer: Layer.Layer<
+  CircuitBreaker.CircuitBreaker,
+  ConfigError.ConfigError | InvalidBreakerPolicy
+> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const mode = yield* breakerMode
+    // The trace store's own breaker recovers as fast as Redis does (`SG_STORE_BREAKER_COOLDOWN`, 1 second).
+    const policies = TraceLifecycle.breakerPolicy(yield* TraceLifecycle.storeBreakerCooldown)
+    return mode === "shared"
+      ? Layer.provide(SharedBreakers.layerConfig({ local: [TraceLifecycle.breakerName], policies }), redisClient)
+      : Layer.unwrapEffect(
+        Effect.map(BreakerPolicy.config, (defaults) => CircuitBreaker.layer({ ...defaults, policies }))
+      )
+  })
 )
 
 /** Logs on stderr, so stdout carries only a verb's output: pretty on a terminal, logfmt lines otherwise. */

@@ -50,6 +50,17 @@ describe("Environment", () => {
       })
     }))
 
+  it.effect.each([
+    [{}, "local"],
+    [{ SG_BREAKER_SHARED: "on" }, "local"],
+    [{ REDIS_URL: "redis://127.0.0.1:1" }, "shared"],
+    [{ REDIS_URL: "redis://127.0.0.1:1", SG_BREAKER_SHARED: "on" }, "shared"],
+    [{ REDIS_URL: "redis://127.0.0.1:1", SG_BREAKER_SHARED: "off" }, "local"]
+  ] as const)("breakers for %o: %s", ([env, mode]) =>
+    Effect.gen(function*() {
+      expect(yield* withEnv(env)(Environment.breakerMode)).toBe(mode)
+    }))
+
   it.effect("describes a Redis URL with its password masked", () =>
     Effect.gen(function*() {
       const selected = yield* withEnv({ REDIS_URL: "redis://:s3cret@cache.internal:6380/2" })(Environment.backend)

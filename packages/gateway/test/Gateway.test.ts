@@ -341,7 +341,8 @@ layer(T.layerMemory, { excludeTestServices: true })("gateway over the memory sto
         state: "closed",
         failures: 0,
         opened_at: null,
-        retry_after: 0
+        retry_after: 0,
+        shared: false
       })
     }))
 
@@ -380,6 +381,18 @@ layer(T.layerMemory, { excludeTestServices: true })("gateway over the memory sto
       expect(buckets.at(-1)!.value).toBe(count[0]!.value)
       expect(Prom.find(metrics, "sg_breaker_state", { breaker: "trace-store" })[0]!.value).toBe(0)
       expect(Prom.find(metrics, "sg_records_saved_total").length).toBe(1)
+    }))
+
+  it.effect("/metrics has each breaker's state, transitions (from, to) and rejections", () =>
+    Effect.gen(function*() {
+      for (let i = 0; i < 4; i++) yield* T.postRun({ input: "provider-down:flaky" })
+      const metrics = Prom.parse((yield* T.raw({ path: "/metrics" })).text)
+      const breaker = { breaker: "model:flaky" }
+      expect(Prom.find(metrics, "sg_breaker_state", breaker)[0]!.value).toBe(2)
+      const opened = Prom.find(metrics, "sg_breaker_transitions_total", { ...breaker, from: "closed", to: "open" })
+      expect(opened[0]!.value).toBeGreaterThanOrEqual(1)
+      expect(Prom.find(metrics, "sg_breaker_rejections_total", breaker)[0]!.value).toBeGreaterThanOrEqual(1)
+      expect(metrics.types.get("sg_breaker_transitions_total")).toBe("counter")
     }))
 })
 

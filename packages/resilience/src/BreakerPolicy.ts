@@ -1,13 +1,22 @@
 /**
  * When a breaker opens and how long it stays open: the options a layer takes, their defaults
- * (`SG_BREAKER_THRESHOLD` 3, `SG_BREAKER_COOLDOWN` 30 seconds) and their validation.
+ * (`SG_BREAKER_THRESHOLD` 3, `SG_BREAKER_COOLDOWN` 30 seconds, `SG_BREAKER_COOLDOWN_MAX` 5 minutes) and their
+ * validation.
  */
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { InvalidBreakerPolicy } from "./CircuitBreakerError.js"
 import type { Policy, Trip } from "./internal/machine.js"
+
+export type {
+  /** A validated policy, durations in milliseconds (what a `BreakerStore` is handed with every operation). */
+  Policy,
+  /** What makes a closed breaker open: consecutive failures or a failure rate. */
+  Trip
+}
 
 /** Open when the failure rate over the last `window` counted calls reaches `threshold`, after `minimumCalls` calls. */
 export interface FailureRate {
@@ -36,24 +45,60 @@ export interface PolicyOptions {
   readonly backoff?: { readonly factor?: number | undefined; readonly max: Duration.DurationInput } | undefined
 }
 
-/** A layer's options: the defaults every breaker starts from, and policies for breakers by name. */
+/** A layer's options: the defaults every breaker starts from, policies for breakers by name, and the bounds. */
 export interface Options extends PolicyOptions {
   /** Policies for particular breakers, each laid over the defaults. */
   readonly policies?: Readonly<Record<string, PolicyOptions>> | undefined
+  /**
+   * A breaker not called for about this long is forgotten by the process (and, shared, expires from the store):
+   * per-tenant or per-tool names do not grow a process without end. Isolated breakers are kept. Defaults to 1 hour.
+   */
+  readonly idleTimeout?: Duration.DurationInput | undefined
+  /** At most this many breakers are kept in the process; past it the least recently used goes. Defaults to 10,000. */
+  readonly maxBreakers?: number | undefined
 }
 
-/** `SG_BREAKER_THRESHOLD` (3) and `SG_BREAKER_COOLDOWN` (30 seconds), read through `Config`. */
-export const config: Config.Config<{ readonly threshold: number; readonly cooldown: Duration.Duration }> = Config.all({
+/** The environment's defaults: threshold, cool-down and the capped doubling of the cool-down after failed trials. */
+export interface EnvironmentOptions {
+  readonly threshold: number
+  readonly cooldown: Duration.Duration
+  readonly backoff: { readonly factor: number; readonly max: Duration.Duration }
+}
+
+/**
+ * `SG_BREAKER_THRESHOLD` (3), `SG_BREAKER_COOLDOWN` (30 seconds) and `SG_BREAKER_COOLDOWN_MAX` (5 minutes, or the
+ * cool-down when that is longer and the maximum is unset): each failed trial doubles the time open, up to the
+ * maximum, until the breaker closes again.
+ */
+export const config: Config.Config<EnvironmentOptions> = Config.all({
   threshold: Config.integer("SG_BREAKER_THRESHOLD").pipe(
     Config.withDefault(3),
     Config.validate({ message: "SG_BREAKER_THRESHOLD must be at least 1", validation: (n) => n >= 1 }),
     Config.withDescription("consecutive failures that open a circuit breaker")
   ),
-  cooldown: Config.duration("SG_BREAKER_COOLDOWN").pipe(
-    Config.withDefault(Duration.seconds(30)),
-    Config.withDescription("how long an open circuit breaker rejects calls before a trial call")
+  cooldown: Config.mapOrFail(
+    Config.duration("SG_BREAKER_COOLDOWN").pipe(Config.withDefault(Duration.seconds(30))),
+    (cooldown) =>
+      Duration.isFinite(cooldown)
+        ? Either.right(cooldown)
+        : Either.left(ConfigError.InvalidData(["SG_BREAKER_COOLDOWN"], "must be a finite duration"))
+  ).pipe(Config.withDescription("how long an open circuit breaker rejects calls before a trial call")),
+  max: Config.option(Config.duration("SG_BREAKER_COOLDOWN_MAX")).pipe(
+    Config.withDescription("the longest a breaker that keeps failing its trial stays open (its cool-down doubles)")
   )
-})
+}).pipe(Config.mapOrFail(({ cooldown, max, threshold }) => {
+  if (Option.isNone(max)) {
+    const fallback = Duration.max(Duration.minutes(5), cooldown)
+    return Either.right({ threshold, cooldown, backoff: { factor: 2, max: fallback } })
+  }
+  if (!Duration.isFinite(max.value) || Duration.lessThan(max.value, cooldown)) {
+    return Either.left(ConfigError.InvalidData(
+      ["SG_BREAKER_COOLDOWN_MAX"],
+      `must be a finite duration of at least SG_BREAKER_COOLDOWN (${Duration.format(cooldown)})`
+    ))
+  }
+  return Either.right({ threshold, cooldown, backoff: { factor: 2, max: max.value } })
+}))
 
 const durationMs = (
   input: Duration.DurationInput | undefined,
@@ -118,10 +163,13 @@ export const defaultPolicy: Policy = {
   backoff: undefined
 }
 
-/** Validated policies: the defaults, and one per named breaker. */
+/** Validated policies: the defaults, one per named breaker, and the layer's bounds. */
 export interface Resolved {
   readonly defaults: Policy
   readonly named: ReadonlyMap<string, Policy>
+  /** `idleTimeout` in milliseconds. */
+  readonly idleMs: number
+  readonly maxBreakers: number
 }
 
 /** Checks a layer's options; fails with `InvalidBreakerPolicy` naming the breaker and field at fault. */
@@ -142,5 +190,18 @@ export const validate = (options: Options = {}): Either.Either<Resolved, Invalid
         )
       )
     }
-    return { defaults, named }
+    const idleMs = yield* Either.mapLeft(
+      durationMs(options.idleTimeout, "idleTimeout", 3_600_000),
+      (message) => new InvalidBreakerPolicy({ message })
+    )
+    if (!(idleMs >= 1 && Number.isFinite(idleMs))) {
+      return yield* Either.left(new InvalidBreakerPolicy({ message: "idleTimeout must be finite and at least 1 ms" }))
+    }
+    const maxBreakers = options.maxBreakers ?? 10_000
+    if (!isInt(maxBreakers, 1)) {
+      return yield* Either.left(
+        new InvalidBreakerPolicy({ message: `maxBreakers must be an integer >= 1, got ${options.maxBreakers}` })
+      )
+    }
+    return { defaults, named, idleMs, maxBreakers }
   })

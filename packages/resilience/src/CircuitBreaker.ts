@@ -1,31 +1,30 @@
 /**
  * Named circuit breakers: `protect(name)(effect)` runs `effect` through the breaker `name`, which opens after
  * repeated failures and then rejects calls at once with `CircuitOpenError` until a trial call after its cool-down
- * succeeds. Breakers live in this process; all time comes from `Clock`, so `TestClock` drives them.
+ * succeeds. `layer` keeps breakers in this process; `layerShared` shares each breaker among every replica through a
+ * `BreakerStore` (Redis: `@sg/resilience/CircuitBreaker/Redis`), falling back to local state while the store is out
+ * of reach. All time in the process comes from `Clock`, so `TestClock` drives both.
  */
-import * as Cause from "effect/Cause"
-import type * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import type * as ConfigError from "effect/ConfigError"
-import * as DateTime from "effect/DateTime"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as MetricKey from "effect/MetricKey"
-import * as MetricLabel from "effect/MetricLabel"
-import type * as MetricKeyType from "effect/MetricKeyType"
-import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import type * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as BreakerPolicy from "./BreakerPolicy.js"
-import { type CircuitOpenError, CircuitTimeoutError, type InvalidBreakerPolicy } from "./CircuitBreakerError.js"
+import { BreakerStore } from "./BreakerStore.js"
+import { type CircuitOpenError, type CircuitTimeoutError, InvalidBreakerPolicy } from "./CircuitBreakerError.js"
+import * as Local from "./internal/local.js"
 import * as Machine from "./internal/machine.js"
-import { rejected } from "./internal/rejection.js"
+import { Registry } from "./internal/registry.js"
+import * as Shared from "./internal/shared.js"
+import { keys, makeLabels } from "./internal/shell.js"
 
 /** A breaker's state as observers see it; `isolated` is held open by `isolate` until `reset`. */
 export const State = Schema.Literal("closed", "open", "half_open", "isolated")
@@ -53,7 +52,7 @@ const RetryAfter = Schema.transform(Schema.NullOr(Schema.NonNegative), Schema.Du
 
 /**
  * One breaker's status for `/api/status`; encoded with snake_case keys
- * (`{ name, state, failures, opened_at, retry_after }`, `retry_after` in seconds).
+ * (`{ name, state, failures, opened_at, retry_after, shared }`, `retry_after` in seconds).
  */
 export const Status = Schema.Struct({
   name: Schema.String,
@@ -61,7 +60,9 @@ export const Status = Schema.Struct({
   /** Counted failures: consecutive (or in the window) while closed, since the breaker last closed otherwise. */
   failures: Schema.NonNegativeInt,
   openedAt: Schema.OptionFromNullOr(Schema.DateTimeUtc).pipe(Schema.propertySignature, Schema.fromKey("opened_at")),
-  retryAfter: RetryAfter.pipe(Schema.propertySignature, Schema.fromKey("retry_after"))
+  retryAfter: RetryAfter.pipe(Schema.propertySignature, Schema.fromKey("retry_after")),
+  /** Whether every replica sees this state (a shared breaker with its store in reach); false for local breakers. */
+  shared: Schema.Boolean
 })
 
 /** One breaker's status. */
@@ -105,38 +106,8 @@ export interface Service {
   readonly subscribe: Effect.Effect<Queue.Dequeue<StateChange>, never, Scope.Scope>
 }
 
-/** Named circuit breakers, per process. */
+/** Named circuit breakers. */
 export class CircuitBreaker extends Context.Tag("@sg/resilience/CircuitBreaker")<CircuitBreaker, Service>() {}
-
-const keys = {
-  calls: MetricKey.counter("sg_breaker_calls_total", {
-    description: "calls through a circuit breaker",
-    incremental: true
-  }),
-  successes: MetricKey.counter("sg_breaker_successes_total", {
-    description: "calls through a circuit breaker that succeeded",
-    incremental: true
-  }),
-  failures: MetricKey.counter("sg_breaker_failures_total", {
-    description: "calls through a circuit breaker that failed and counted against it",
-    incremental: true
-  }),
-  rejections: MetricKey.counter("sg_breaker_rejections_total", {
-    description: "calls a circuit breaker rejected without running them",
-    incremental: true
-  }),
-  timeouts: MetricKey.counter("sg_breaker_timeouts_total", {
-    description: "calls through a circuit breaker that timed out",
-    incremental: true
-  }),
-  state: MetricKey.gauge("sg_breaker_state", {
-    description: "circuit breaker state: 0 closed, 1 half-open, 2 open, 3 isolated"
-  }),
-  transitions: MetricKey.counter("sg_breaker_transitions_total", {
-    description: "circuit breaker state changes, by breaker, from and to (closed, open, half_open, isolated)",
-    incremental: true
-  })
-}
 
 /** The label every breaker metric carries: `breaker=<name>`. */
 export const metricLabel = "breaker"
@@ -145,7 +116,9 @@ export const metricLabel = "breaker"
  * The breakers' metrics, each tagged `breaker=<name>` (read one with
  * `Metric.value(Metric.tagged(metrics.calls, metricLabel, name))`). `calls` counts every call, rejected or not;
  * `failures` the counted ones, timeouts included; `state` is 0 closed, 1 half-open, 2 open, 3 isolated;
- * `transitions` counts state changes, tagged `from` and `to` as well.
+ * `transitions` is also tagged `from` and `to` (the changes this process saw). Past 1,000 names in one layer, new
+ * breakers count under `breaker="other"` (`unlabeled` counts them); `evictions` (tagged `reason`: `idle`,
+ * `capacity`) counts breakers the process forgot.
  */
 export const metrics = {
   calls: Metric.fromMetricKey(keys.calls),
@@ -154,244 +127,52 @@ export const metrics = {
   rejections: Metric.fromMetricKey(keys.rejections),
   timeouts: Metric.fromMetricKey(keys.timeouts),
   state: Metric.fromMetricKey(keys.state),
-  transitions: Metric.fromMetricKey(keys.transitions)
+  transitions: Metric.fromMetricKey(keys.transitions),
+  evictions: Metric.fromMetricKey(keys.evictions),
+  unlabeled: Metric.fromMetricKey(keys.unlabeled)
 } as const
 
-/**
- * One breaker's metrics, their label built into the key, so an update finds its hook without a lookup. Fiber-level
- * metric tags (`Effect.tagMetrics`) are not added to these.
- */
-const breakerMetrics = (name: string) => {
-  const bind = <T extends MetricKeyType.MetricKeyType<number, unknown>>(key: MetricKey.MetricKey<T>) => {
-    const metric = Metric.fromMetricKey<MetricKeyType.MetricKeyType<number, unknown>>(
-      MetricKey.tagged(key, metricLabel, name)
-    )
-    return (value: number) => metric.unsafeUpdate(value, noTags)
-  }
-  return {
-    calls: bind(keys.calls),
-    successes: bind(keys.successes),
-    failures: bind(keys.failures),
-    rejections: bind(keys.rejections),
-    timeouts: bind(keys.timeouts),
-    state: bind(keys.state)
-  }
-}
-const noTags: ReadonlyArray<never> = []
+const validated = (options?: BreakerPolicy.Options): Effect.Effect<BreakerPolicy.Resolved, InvalidBreakerPolicy> =>
+  Either.match(BreakerPolicy.validate(options), { onLeft: Effect.fail, onRight: Effect.succeed })
 
-const stateGauge: Record<State, number> = { closed: 0, half_open: 1, open: 2, isolated: 3 }
+const byName = (a: Status, b: Status) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0
 
-const publicState = (state: Machine.State): State =>
-  state._tag === "Closed" ? "closed" : state._tag === "HalfOpen" ? "half_open" : state.isolated ? "isolated" : "open"
-
-interface Breaker {
-  readonly name: string
-  readonly policy: Machine.Policy
-  /** Read and replaced only inside synchronous sections: JS runs one at a time, so each read-modify-write is atomic. */
-  state: Machine.State
-  readonly metrics: ReturnType<typeof breakerMetrics>
-}
-
-const classify = (
-  name: string,
-  cause: Cause.Cause<unknown>,
-  isFailure: ((error: unknown) => boolean) | undefined
-): { readonly outcome: Machine.Outcome; readonly timedOut: boolean } => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    if (error instanceof CircuitTimeoutError && error.name === name) return timedOut
-    if (isFailure === undefined) return counted
-    try {
-      return isFailure(error) ? counted : ignored
-    } catch {
-      return counted
-    }
-  }
-  return Option.isSome(Cause.dieOption(cause)) ? counted : ignored
-}
-/**
- * Pairs the handlers of `matchCauseEffect`. They are passed as arguments, not written as object properties: under
- * esbuild's `keepNames` (tsx runs sg with it) a function written as a property is renamed, through
- * `Object.defineProperty`, each time it is created, which would more than double the cost of a guarded call.
- */
-const handlers = <A, E, B, E2, R2, C, E3, R3>(
-  onSuccess: (a: A) => Effect.Effect<B, E2, R2>,
-  onFailure: (cause: Cause.Cause<E>) => Effect.Effect<C, E3, R3>
-) => ({ onSuccess, onFailure })
-
-const withTimeout = <A, E, R>(
-  name: string,
-  effect: Effect.Effect<A, E, R>,
-  timeout: Duration.Duration | undefined
-): Effect.Effect<A, E | CircuitTimeoutError, R> =>
-  timeout === undefined ? effect : Effect.timeoutFail(effect, {
-    duration: timeout,
-    onTimeout: () =>
-      new CircuitTimeoutError({
-        name,
-        timeout,
-        message: `call through circuit breaker "${name}" timed out after ${Duration.format(timeout)}`
-      })
-  })
-
-const counted = { outcome: "failure", timedOut: false } as const
-const ignored = { outcome: "ignored", timedOut: false } as const
-const timedOut = { outcome: "failure", timedOut: true } as const
-
-/** Builds the service; the change stream ends when the scope closes. */
+/** Builds the service over breakers in this process; the change stream ends when the scope closes. */
 export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, InvalidBreakerPolicy, Scope.Scope> =>
   Effect.gen(function*() {
-    const policies = yield* Either.match(BreakerPolicy.validate(options), {
-      onLeft: Effect.fail,
-      onRight: Effect.succeed
-    })
+    const policies = yield* validated(options)
+    const policyFor = (name: string) => policies.named.get(name) ?? policies.defaults
     const hub = yield* Effect.acquireRelease(PubSub.unbounded<StateChange>(), PubSub.shutdown)
-    const breakers = new Map<string, Breaker>()
-
-    const breakerFor = (name: string): Breaker => {
-      let breaker = breakers.get(name)
-      if (breaker === undefined) {
-        const policy = policies.named.get(name) ?? policies.defaults
-        breaker = { name, policy, state: Machine.initial(policy), metrics: breakerMetrics(name) }
-        breakers.set(name, breaker)
-        breaker.metrics.state(stateGauge.closed)
-        // Every series of the breaker exists from its first call on, at 0 until something happens.
-        breaker.metrics.successes(0)
-        breaker.metrics.failures(0)
-        breaker.metrics.rejections(0)
-        breaker.metrics.timeouts(0)
-      }
-      return breaker
-    }
-
-    /** Moves `breaker` to `next`; on a change of public state, updates the gauge, publishes, and says what to log. */
-    const moveTo = (breaker: Breaker, next: Machine.State, now: number): Effect.Effect<void> | undefined => {
-      const previous = breaker.state
-      breaker.state = next
-      const from = publicState(previous)
-      const to = publicState(next)
-      if (from === to) return undefined
-      breaker.metrics.state(stateGauge[to])
-      metrics.transitions.unsafeUpdate(1, [
-        MetricLabel.make(metricLabel, breaker.name),
-        MetricLabel.make("from", from),
-        MetricLabel.make("to", to)
-      ])
-      hub.unsafeOffer({ name: breaker.name, from, to, at: DateTime.unsafeMake(now) })
-      const annotations = { breaker: breaker.name, from, to, failures: Machine.failuresOf(next) }
-      const log = to === "open"
-        ? Effect.logWarning(`circuit breaker "${breaker.name}" opened`)
-        : to === "closed"
-        ? Effect.logInfo(`circuit breaker "${breaker.name}" closed`)
-        : Effect.logDebug(`circuit breaker "${breaker.name}" is ${to}`)
-      return log.pipe(Effect.annotateLogs({ package: "@sg/resilience", ...annotations }))
-    }
-
-    /** Records how a call admitted under `generation` ended; returns the log effect of a state change, if any. */
-    const settle = (
-      breaker: Breaker,
-      clock: Clock.Clock,
-      generation: number,
-      outcome: Machine.Outcome
-    ): Effect.Effect<void> | undefined => {
-      const state = breaker.state
-      if (outcome === "ignored" && state._tag === "Closed") return undefined
-      if (outcome === "success" && state._tag === "Closed" && state.consecutive === 0 && state.window === undefined) {
-        return undefined
-      }
-      const now = clock.unsafeCurrentTimeMillis()
-      const next = Machine.complete(state, breaker.policy, now, generation, outcome)
-      return next === state ? undefined : moveTo(breaker, next, now)
-    }
-
-    const reject = (breaker: Breaker, now: number): Effect.Effect<never, CircuitOpenError> => {
-      breaker.metrics.rejections(1)
-      // failCause, not fail: attaching the current span to the error would add a fiber step to every rejection.
-      return Effect.failCause(Cause.fail(rejected(breaker.name, Machine.retryAfter(breaker.state, now))))
-    }
-
-    /** Runs an admitted call and records how it ended. */
-    const observe = <A, E, R>(
-      breaker: Breaker,
-      clock: Clock.Clock,
-      generation: number,
-      call: Effect.Effect<A, E, R>,
-      isFailure: ((error: unknown) => boolean) | undefined
-    ): Effect.Effect<A, E, R> =>
-      Effect.matchCauseEffect(
-        call,
-        handlers(
-          (a: A) => {
-            breaker.metrics.successes(1)
-            const log = settle(breaker, clock, generation, "success")
-            return log === undefined ? Effect.succeed(a) : Effect.as(log, a)
-          },
-          (cause: Cause.Cause<E>) => {
-            const { outcome, timedOut } = classify(breaker.name, cause, isFailure)
-            if (outcome === "failure") breaker.metrics.failures(1)
-            if (timedOut) breaker.metrics.timeouts(1)
-            const log = settle(breaker, clock, generation, outcome)
-            return log === undefined ? Effect.failCause(cause) : Effect.zipRight(log, Effect.failCause(cause))
-          }
-        )
-      )
-
-    const guard = <A, E, R>(
-      name: string,
-      effect: Effect.Effect<A, E, R>,
-      isFailure: ((error: unknown) => boolean) | undefined,
-      timeout: Duration.Duration | undefined
-    ): Effect.Effect<A, E | CircuitOpenError | CircuitTimeoutError, R> =>
-      Effect.clockWith((clock): Effect.Effect<A, E | CircuitOpenError | CircuitTimeoutError, R> => {
-        const breaker = breakerFor(name)
-        breaker.metrics.calls(1)
-        const state = breaker.state
-        // Closed: nothing to hand back if the call is interrupted, so no uninterruptible region is needed.
-        if (state._tag === "Closed") {
-          return observe(breaker, clock, state.generation, withTimeout(name, effect, timeout), isFailure)
-        }
-        const now = clock.unsafeCurrentTimeMillis()
-        if (Machine.admit(state, breaker.policy, now) === undefined) return reject(breaker, now)
-        // A trial: take its slot and install the slot's release with no interruption in between.
-        return Effect.uninterruptibleMask((restore) =>
-          Effect.suspend((): Effect.Effect<A, E | CircuitOpenError | CircuitTimeoutError, R> => {
-            const now = clock.unsafeCurrentTimeMillis()
-            const next = Machine.admit(breaker.state, breaker.policy, now)
-            if (next === undefined) return reject(breaker, now)
-            const log = moveTo(breaker, next, now)
-            const call = restore(withTimeout(name, effect, timeout))
-            const observed = observe(breaker, clock, next.generation, call, isFailure)
-            return log === undefined ? observed : Effect.zipRight(log, observed)
-          })
-        )
-      })
+    const { guard, moveTo } = Local.make(hub)
+    const labels = makeLabels()
+    const registry = new Registry<Local.LocalBreaker>({
+      max: policies.maxBreakers,
+      idleMs: policies.idleMs,
+      create: (name) => Local.makeBreaker(name, policyFor(name), labels(name)),
+      evictable: Local.evictable,
+      busy: Local.busy
+    })
 
     const protect = <E0>(name: string, options?: ProtectOptions<E0>) => {
       const isFailure = options?.isFailure as ((error: unknown) => boolean) | undefined
       const timeout = options?.timeout === undefined ? undefined : Duration.decode(options.timeout)
-      return <A, E extends E0, R>(effect: Effect.Effect<A, E, R>) => guard(name, effect, isFailure, timeout)
+      return <A, E extends E0, R>(effect: Effect.Effect<A, E, R>) =>
+        Effect.clockWith((clock) => {
+          const breaker = registry.use(name, clock)
+          breaker.metrics.calls(1)
+          return guard(breaker, clock, effect, isFailure, timeout)
+        })
     }
 
-    const command = (name: string, f: (breaker: Breaker, now: number) => Machine.State) => (
+    const command = (name: string, f: (breaker: Local.LocalBreaker, now: number) => Machine.State) =>
       Effect.clockWith((clock) =>
         Effect.suspend(() => {
-          const breaker = breakerFor(name)
           const now = clock.unsafeCurrentTimeMillis()
+          const breaker = registry.obtain(name, () => now)
+          breaker.seen = registry.epoch
           return moveTo(breaker, f(breaker, now), now) ?? Effect.void
         })
       )
-    )
-
-    // An open breaker whose cool-down is over admits a trial on its next call: it is half-open already, and says so
-    // without waiting for that call.
-    const statusOf = (name: string, state: Machine.State, now: number): Status => ({
-      name,
-      state: state._tag === "Open" && !state.isolated && now >= state.until ? "half_open" : publicState(state),
-      failures: Machine.failuresOf(state),
-      openedAt: state._tag === "Closed" ? Option.none() : Option.some(DateTime.unsafeMake(state.openedAt)),
-      retryAfter: Duration.millis(Machine.retryAfter(state, now))
-    })
 
     return CircuitBreaker.of({
       protect: protect as Service["protect"],
@@ -400,16 +181,17 @@ export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, In
       status: (name) =>
         Effect.clockWith((clock) =>
           Effect.sync(() => {
-            const state = breakers.get(name)?.state ?? Machine.initial(policies.named.get(name) ?? policies.defaults)
-            return statusOf(name, state, clock.unsafeCurrentTimeMillis())
+            const now = clock.unsafeCurrentTimeMillis()
+            const breaker = registry.get(name)
+            return breaker === undefined
+              ? Local.statusOfState(name, Machine.initial(policyFor(name)), now, false)
+              : Local.statusOf(breaker, now, false)
           })
         ),
       snapshot: Effect.clockWith((clock) =>
         Effect.sync(() => {
           const now = clock.unsafeCurrentTimeMillis()
-          return Array.from(breakers.values(), (breaker) => statusOf(breaker.name, breaker.state, now)).sort((a, b) =>
-            a.name < b.name ? -1 : a.name > b.name ? 1 : 0
-          )
+          return Array.from(registry.list(now), (breaker) => Local.statusOf(breaker, now, false)).sort(byName)
         })
       ),
       changes: Stream.fromPubSub(hub),
@@ -421,8 +203,67 @@ export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, In
 export const layer = (options?: BreakerPolicy.Options): Layer.Layer<CircuitBreaker, InvalidBreakerPolicy> =>
   Layer.scoped(CircuitBreaker, make(options))
 
-/** Breakers whose threshold and cool-down come from `SG_BREAKER_THRESHOLD` (3) and `SG_BREAKER_COOLDOWN` (30 s). */
+/**
+ * Breakers whose threshold and cool-down come from `SG_BREAKER_THRESHOLD` (3), `SG_BREAKER_COOLDOWN` (30 s) and
+ * `SG_BREAKER_COOLDOWN_MAX` (5 minutes: each failed trial doubles the time open, up to it).
+ */
 export const layerConfig: Layer.Layer<CircuitBreaker, ConfigError.ConfigError | InvalidBreakerPolicy> = Layer.scoped(
   CircuitBreaker,
   Effect.flatMap(BreakerPolicy.config, (config) => make(config))
 )
+
+/** Options of the shared breakers: the policies, and how they use their store. */
+export interface SharedOptions extends BreakerPolicy.Options {
+  /** Breakers kept in this process only, never shared (say, the one guarding the store itself). */
+  readonly local?: Iterable<string> | undefined
+  /** How long a trial's token outlives its holder (it is renewed while the trial runs); defaults to 5 seconds. */
+  readonly trialTtl?: Duration.DurationInput | undefined
+  /** The longest a failing caller waits for the store to hear its failure; defaults to 100 milliseconds. */
+  readonly reportWait?: Duration.DurationInput | undefined
+  /** How often successes under a failure-rate policy are told to the store; defaults to 100 milliseconds. */
+  readonly flushInterval?: Duration.DurationInput | undefined
+  /** How often a breaker that fell back to local state tries the store again; defaults to 1 second. */
+  readonly resyncInterval?: Duration.DurationInput | undefined
+}
+
+const positiveMs = (
+  input: Duration.DurationInput | undefined,
+  field: string,
+  fallback: number
+): Either.Either<number, string> => {
+  if (input === undefined) return Either.right(fallback)
+  const decoded = Duration.decodeUnknown(input)
+  if (decoded._tag === "None") return Either.left(`${field} must be a duration, got ${JSON.stringify(input)}`)
+  const ms = Duration.toMillis(decoded.value)
+  return ms >= 1 && Number.isFinite(ms) ? Either.right(ms) : Either.left(`${field} must be finite and at least 1 ms`)
+}
+
+const sharedSettings = (options: SharedOptions = {}): Either.Either<Shared.Settings, InvalidBreakerPolicy> =>
+  Either.mapLeft(
+    Either.all({
+      trialTtlMs: positiveMs(options.trialTtl, "trialTtl", 5_000),
+      reportWaitMs: positiveMs(options.reportWait, "reportWait", 100),
+      flushMs: positiveMs(options.flushInterval, "flushInterval", 100),
+      resyncMs: positiveMs(options.resyncInterval, "resyncInterval", 1_000)
+    }),
+    (message) => new InvalidBreakerPolicy({ message })
+  ).pipe(Either.map((timing) => ({ ...timing, local: new Set(options.local ?? []) })))
+
+/**
+ * Builds breakers shared through the `BreakerStore` in context: every replica on one store sees one state per
+ * breaker, failures reported by any of them count toward one policy, exactly one trial runs cluster-wide after the
+ * cool-down, and a breaker whose store is out of reach carries on with local state (`shared: false`).
+ */
+export const makeShared = (
+  options?: SharedOptions
+): Effect.Effect<Service, InvalidBreakerPolicy, BreakerStore | Scope.Scope> =>
+  Effect.gen(function*() {
+    const policies = yield* validated(options)
+    const settings = yield* Either.match(sharedSettings(options), { onLeft: Effect.fail, onRight: Effect.succeed })
+    return CircuitBreaker.of(yield* Shared.make(yield* BreakerStore, policies, settings))
+  })
+
+/** Shared breakers over the `BreakerStore` in context (see `makeShared`). */
+export const layerShared = (
+  options?: SharedOptions
+): Layer.Layer<CircuitBreaker, InvalidBreakerPolicy, BreakerStore> => Layer.scoped(CircuitBreaker, makeShared(options))

@@ -1,5 +1,8 @@
-/** Named circuit breakers: `protect`, `isolate`, `reset`, state changes, metrics and status. */
+/** Named circuit breakers: `protect`, `isolate`, `reset`, state changes, metrics and status; local or shared. */
 export * as CircuitBreaker from "./CircuitBreaker.js"
+
+/** Where shared breakers keep their state: the store's operations and an in-memory store. */
+export * as BreakerStore from "./BreakerStore.js"
 
 /** When breakers open and for how long: options, defaults and `SG_BREAKER_*` configuration. */
 export * as BreakerPolicy from "./BreakerPolicy.js"

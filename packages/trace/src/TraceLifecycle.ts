@@ -121,7 +121,9 @@ export const storeBreakerCooldown: Config.Config<Duration.Duration> = Config.dur
  * The `trace-store` breaker's policy: its own short cool-down, with no backoff, so that after an outage of any length
  * a trial write goes out every cool-down and recording resumes within one of Redis answering again.
  */
-export const breakerPolicy = (cooldown: Duration.DurationInput) => ({ [breakerName]: { cooldown } })
+export const breakerPolicy = (cooldown: Duration.DurationInput) => ({
+  [breakerName]: { cooldown, backoff: { factor: 1, max: cooldown } }
+})
 
 const labels = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
 const labelsOf = (operation: string, reason: string) => {

@@ -6,9 +6,10 @@
  *
  * 1. `Environment.backendLayer`: the trace store (`REDIS_URL`: Redis, else memory, said in the first log line), the
  *    lease, the watchdog under it, and with Redis the one client they share (`/api/status` shows it).
- * 2. `CircuitBreaker.layerConfig`, `TraceIdGenerator.layer` and `Health.layer`, then `AgentRuntime.layerConfig`
- *    (`SG_MODEL`), `TraceLifecycle.layer()` and `Readiness.layerConfig` (`SG_READY_REQUIRES_STORE`; it pings the store
- *    every second) over them: one set of breakers for the model, the tools, the trace store, `/readyz` and
+ * 2. `Environment.breakersLayer` (with `REDIS_URL` and `SG_BREAKER_SHARED` on, breakers shared through Redis, the
+ *    trace store's own kept local), `TraceIdGenerator.layer` and `Health.layer`, then `AgentRuntime.layerConfig`
+ *    (`SG_MODEL`), `TraceLifecycle.layerConfig` and `Readiness.layerConfig` (`SG_READY_REQUIRES_STORE`; it pings the
+ *    store every second) over them: one set of breakers for the model, the tools, the trace store, `/readyz` and
  *    `/api/status`.
  * 3. `Recorder.layerConfig` saving to the store: it installs its tracer for everything built above it, so the
  *    server's request fibers record; its release flushes what is queued.
@@ -29,7 +30,7 @@ import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { AgentRuntime, Provider } from "@sg/agent-runtime"
 import { Gateway, Readiness } from "@sg/gateway"
-import { BreakerPolicy, CircuitBreaker, Health, type InvalidBreakerPolicy } from "@sg/resilience"
+import { Health, type InvalidBreakerPolicy } from "@sg/resilience"
 import { type InvalidTraceInput, Recorder, TraceId, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer, Runtime } from "effect"
 import { randomBytes } from "node:crypto"
@@ -163,21 +164,12 @@ const announce = (tracked: Tracked, grace: Duration.Duration) =>
     const address = server.address
     const where = address._tag === "TcpAddress" ? `http://localhost:${address.port}` : `unix:${address.path}`
     const store = selected.kind === "redis" ? `redis at ${selected.target}` : "memory (this process only)"
-    yield* Effect.logInfo(`sg serve listening on ${where}; store: ${store}; model: ${describeModel(model)}`)
+    const breakers = (yield* Environment.breakerMode) === "shared" ? "shared through Redis" : "this process only"
+    yield* Effect.logInfo(
+      `sg serve listening on ${where}; store: ${store}; model: ${describeModel(model)}; breakers: ${breakers}`
+    )
     yield* Effect.addFinalizer(() => drain(tracked, grace, readiness))
   }))
-
-/**
- * The breakers (`SG_BREAKER_THRESHOLD`, `SG_BREAKER_COOLDOWN`), the trace store's own with its short cool-down
- * (`SG_STORE_BREAKER_COOLDOWN`, 1 second): it recovers as soon as Redis answers again.
- */
-export const breakersLayer = Layer.unwrapEffect(
-  Effect.map(
-    Config.all([BreakerPolicy.config, TraceLifecycle.storeBreakerCooldown]),
-    ([defaults, storeCooldown]) =>
-      CircuitBreaker.layer({ ...defaults, policies: TraceLifecycle.breakerPolicy(storeCooldown) })
-  )
-)
 
 /**
  * The agent runtime, lifecycle writes, readiness and trace ids over one set of breakers and health indicators, on
@@ -185,7 +177,7 @@ export const breakersLayer = Layer.unwrapEffect(
  */
 export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifecycle.layerConfig, Readiness.layerConfig)
   .pipe(
-    Layer.provideMerge(Layer.mergeAll(breakersLayer, TraceIdGenerator.layer, Health.layer)),
+    Layer.provideMerge(Layer.mergeAll(Environment.breakersLayer, TraceIdGenerator.layer, Health.layer)),
     Layer.provideMerge(Environment.backendLayer)
   )
 

@@ -22,7 +22,7 @@ export const portOf = (stderr: string): Option.Option<number> => {
 export const startServe = (name: string, env: Readonly<Record<string, string>>) =>
   Effect.gen(function*() {
     const child = yield* spawnSg(name, ["serve"], { PORT: "0", ...env })
-    const port = yield* waitFor(`${name} to listen`, Effect.sync(() => portOf(child.stderr())), "30 seconds",
+    const port = yield* waitFor(`${name} to listen`, Effect.sync(() => portOf(child.stderr())), "60 seconds",
       outputs(child))
     return { child, port } satisfies Served
   })

@@ -39,6 +39,16 @@ export const gaugeOf = (name: string): Effect.Effect<number> =>
     Effect.map((state: MetricState.MetricState.Gauge<number>) => state.value)
   )
 
+/** How many `from` -> `to` changes of the breaker `name` this process counted. */
+export const transitionsOf = (name: string, from: string, to: string): Effect.Effect<number> =>
+  Metric.value(
+    CircuitBreaker.metrics.transitions.pipe(
+      Metric.tagged(CircuitBreaker.metricLabel, name),
+      Metric.tagged("from", from),
+      Metric.tagged("to", to)
+    )
+  ).pipe(Effect.map((state: MetricState.MetricState.Counter<number>) => state.count))
+
 let unique = 0
 /** A breaker name no other test uses, so the process-wide metrics start from zero for it. */
 export const freshName = (prefix: string): string => `${prefix}-${++unique}-${Math.random().toString(36).slice(2, 8)}`
