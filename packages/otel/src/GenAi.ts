@@ -13,9 +13,9 @@
  *   `gen_ai.response.model`, `gen_ai.response.id`, `gen_ai.response.finish_reasons`, `gen_ai.usage.input_tokens` /
  *   `output_tokens`, `gen_ai.conversation.id` (of its run). @effect/ai's `LanguageModel.*` span inside it is folded
  *   into it (its attributes fill the gaps, its children move up), so one call is one span and is never counted twice.
- * - A tool call is `execute_tool <tool>` (INTERNAL): `gen_ai.tool.name`, `gen_ai.tool.call.id`, `gen_ai.tool.type`;
- *   @effect/ai's `Toolkit.handle` inside it is folded the same way, so a sub-agent a tool spawns is that tool span's
- *   child.
+ * - A tool call is `execute_tool <tool>` (INTERNAL): `gen_ai.tool.name`, `gen_ai.tool.call.id`,
+ *   `gen_ai.tool.type`; @effect/ai's `Toolkit.handle` inside it is folded the same way, so a sub-agent a tool spawns
+ *   is that tool span's child.
  * - A failed span: status ERROR with the error's description, `error.type` (`timeout`, `circuit_open`, `cancelled`
  *   for an interruption, `tool_error` for a tool's returned failure, the error's `_tag` otherwise, or the HTTP status
  *   of a 5xx server answer) and an `exception` event. A call a breaker rejected has `sg.breaker.name` and
@@ -380,7 +380,8 @@ export const toOtlpSpans = (trace: EndedTrace, options: Options): Array<OtlpSpan
         if (part.type === "text" || part.type === "reasoning") {
           parts.push({ type: part.type, content: text(part["text"]) })
         } else if (part.type === "tool-call") {
-          parts.push({ type: "tool_call", id: str(part["id"]), name: str(part["name"]), arguments: text(part["params"]) })
+          const call = { id: str(part["id"]), name: str(part["name"]), arguments: text(part["params"]) }
+          parts.push({ type: "tool_call", ...call })
         }
       }
       return JSON.stringify([message("assistant", parts, finishReasonOf(response) ?? "stop")])

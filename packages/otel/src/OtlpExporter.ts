@@ -9,8 +9,8 @@
  *   `exportTimeout`. A transport failure, a timeout, 429, 502, 503 or 504 is retried `maxRetries` times (honouring
  *   `Retry-After` up to 30 seconds, else backing off from 500 ms), then the batch is dropped (`export_failed`); any
  *   other answer drops it at once (`rejected`). One export at a time: while one is slow the queue fills and drops.
- * - Counted in `sg_otel_spans_exported_total` and `sg_otel_spans_dropped_total{reason}`; one warning per burst of
- *   drops, and one line when export works again.
+ * - Counted in `sg_otel_spans_exported_total` and `sg_otel_spans_dropped_total{reason}`, the queue in
+ *   `sg_otel_queue_spans`; one warning per burst of drops, and one line when export works again.
  * - Closing the scope flushes the queue within `shutdownTimeout`; what is left is dropped (`shutdown`).
  *
  * Hand-written rather than `@effect/opentelemetry`'s own exporter (its `OtlpTracer` internals): that one exports every
@@ -90,6 +90,11 @@ export const spansExported = Metric.counter("sg_otel_spans_exported_total", {
 export const spansDropped = Metric.counter("sg_otel_spans_dropped_total", {
   description: "spans not exported over OTLP: queue full, collector failing or rejecting, or shut down first",
   incremental: true
+})
+
+/** Spans waiting in the queue (at most `maxQueueSize`). */
+export const queueSize = Metric.gauge("sg_otel_queue_spans", {
+  description: "spans waiting to be exported over OTLP"
 })
 
 /** A request to the collector failed. Never escapes the exporter: it is the cause in its logs. */
@@ -224,6 +229,7 @@ export const make = (
       } else {
         for (const span of spans) queue.push(span)
       }
+      queueSize.unsafeUpdate(queue.length, [])
       if (queue.length >= o.maxBatchSize) wake.unsafeOpen()
     }
 
@@ -276,7 +282,8 @@ export const make = (
         ),
         Effect.timeoutFail({
           duration: o.exportTimeout,
-          onTimeout: () => fail(`OTLP export to ${options.url} did not answer within ${Duration.format(o.exportTimeout)}`)
+          onTimeout: () =>
+            fail(`OTLP export to ${options.url} did not answer within ${Duration.format(o.exportTimeout)}`)
         })
       )
 
@@ -305,12 +312,15 @@ export const make = (
       }).pipe(Effect.onInterrupt(() => Effect.sync(() => drop(batch.length, "shutdown"))))
 
     const take = () => {
+      let batch: Array<OtlpSpan>
       if (queue.length <= o.maxBatchSize) {
-        const batch = queue
+        batch = queue
         queue = []
-        return batch
+      } else {
+        batch = queue.splice(0, o.maxBatchSize)
       }
-      return queue.splice(0, o.maxBatchSize)
+      queueSize.unsafeUpdate(queue.length, [])
+      return batch
     }
 
     const flush = lock.withPermits(1)(Effect.suspend(function loop(): Effect.Effect<void> {
@@ -339,6 +349,7 @@ export const make = (
           closed = true
           const left = queue.length
           queue = []
+          queueSize.unsafeUpdate(0, [])
           drop(left, "shutdown")
           return logBurst
         })),

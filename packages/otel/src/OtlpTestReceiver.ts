@@ -21,11 +21,14 @@ interface MessageType {
 }
 
 const require = createRequire(import.meta.url)
-const root = require("@opentelemetry/otlp-transformer/build/src/generated/root.js") as {
+interface Root {
   readonly opentelemetry: {
-    readonly proto: { readonly collector: { readonly trace: { readonly v1: { ExportTraceServiceRequest: MessageType } } } }
+    readonly proto: {
+      readonly collector: { readonly trace: { readonly v1: { readonly ExportTraceServiceRequest: MessageType } } }
+    }
   }
 }
+const root = require("@opentelemetry/otlp-transformer/build/src/generated/root.js") as Root
 const ExportTraceServiceRequest = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest
 
 /** A span as the receiver decoded it: ids as hex, attributes as plain values. */
@@ -68,6 +71,8 @@ export interface Receiver {
   /** Every span decoded so far, in the order received. */
   readonly spans: Effect.Effect<ReadonlyArray<ReceivedSpan>>
   readonly requests: Effect.Effect<ReadonlyArray<ReceivedRequest>>
+  /** Requests that arrived, whatever they were answered. */
+  readonly attempts: Effect.Effect<number>
   /** Bodies it could not decode, with why; a test expects none. */
   readonly errors: Effect.Effect<ReadonlyArray<string>>
   readonly setBehavior: (behavior: Behavior) => Effect.Effect<void>
@@ -112,7 +117,7 @@ const attributesOf = (list: ReadonlyArray<Record<string, unknown>> | undefined):
 type Obj = Record<string, unknown>
 const list = (value: unknown): Array<Obj> => (Array.isArray(value) ? (value as Array<Obj>) : [])
 
-/** The JSON form's hex ids as bytes, so the protobuf message type reads it (OTLP/JSON differs from proto3 JSON there). */
+/** The JSON form's hex ids as bytes, so the protobuf message type reads it (OTLP/JSON differs there from proto3's). */
 const idsToBytes = (request: Obj): Obj => {
   for (const resourceSpans of list(request["resourceSpans"])) {
     for (const scopeSpans of list(resourceSpans["scopeSpans"])) {
@@ -202,6 +207,7 @@ export const make: Effect.Effect<Receiver, never, Scope.Scope> = Effect.gen(func
   const requests: Array<ReceivedRequest> = []
   const errors: Array<string> = []
   let behavior: Behavior = { _tag: "Accept" }
+  let attempts = 0
   const sockets = new Set<Socket>()
   const timers = new Set<NodeJS.Timeout>()
 
@@ -209,6 +215,7 @@ export const make: Effect.Effect<Receiver, never, Scope.Scope> = Effect.gen(func
     const chunks: Array<Buffer> = []
     req.on("data", (chunk: Buffer) => chunks.push(chunk))
     req.on("end", () => {
+      attempts++
       const answer = () => {
         if (behavior._tag === "Status") {
           res.writeHead(behavior.status, { "content-type": "application/json" })
@@ -267,6 +274,7 @@ export const make: Effect.Effect<Receiver, never, Scope.Scope> = Effect.gen(func
     baseUrl: `http://127.0.0.1:${port}`,
     spans: Effect.sync(() => spans.slice()),
     requests: Effect.sync(() => requests.slice()),
+    attempts: Effect.sync(() => attempts),
     errors: Effect.sync(() => errors.slice()),
     setBehavior: (next) => Effect.sync(() => void (behavior = next)),
     down: close,
@@ -275,6 +283,7 @@ export const make: Effect.Effect<Receiver, never, Scope.Scope> = Effect.gen(func
       spans.length = 0
       requests.length = 0
       errors.length = 0
+      attempts = 0
     })
   }
 })

@@ -10,7 +10,8 @@
  *    `TraceLifecycle.layer()` over them: one set of breakers for the model, the tools, the trace store and
  *    `/api/status`.
  * 3. `Recorder.layerConfig` saving to the store: it installs its tracer for everything built above it, so the
- *    server's request fibers record; its release flushes what is queued.
+ *    server's request fibers record; its release flushes what is queued. Below it, `Otel.layerConfig`
+ *    (`OTEL_EXPORTER_OTLP_ENDPOINT`; unset: nothing): the recorder hands it each sampled trace, and it flushes after.
  * 4. `NodeHttpServer.layer` over a `node:http` server this module keeps a handle on, listening on `PORT`.
  * 5. `Gateway.layer()`: the routes inside the ingress middleware, served on it.
  * 6. `announce`: the start-up line (address, store, model), and on release the graceful stop: no new connections,
@@ -20,12 +21,14 @@
  * flushes before the store, the watchdog lets go of the lease, and the Redis client quits last.
  */
 import * as Command from "@effect/cli/Command"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpPlatform from "@effect/platform/HttpPlatform"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { AgentRuntime, Provider } from "@sg/agent-runtime"
 import { Gateway } from "@sg/gateway"
+import { Otel } from "@sg/otel"
 import { CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
 import { type InvalidTraceInput, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer } from "effect"
@@ -138,6 +141,9 @@ export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifec
 export const recorderLayer: Layer.Layer<Recorder.Recorder, ConfigError.ConfigError, TraceStore.TraceStore> = Layer
   .unwrapEffect(Effect.map(TraceStore.TraceStore, (store) => Recorder.layerConfig({ save: store.saveExecution })))
 
+/** OTLP export of sampled traces (`OTEL_EXPORTER_OTLP_ENDPOINT` and the rest; unset: none), over `fetch`. */
+export const otelLayer = Otel.layerConfig.pipe(Layer.provide(FetchHttpClient.layer))
+
 /** Why `sg serve` could not start. */
 export type StartError =
   | ConfigError.ConfigError
@@ -156,6 +162,7 @@ export const layer: Layer.Layer<HttpServer.HttpServer | HttpPlatform.HttpPlatfor
     const served = Gateway.layer().pipe(
       Layer.provideMerge(NodeHttpServer.layer(() => tracked.server, { port: settings.port })),
       Layer.provide(recorderLayer),
+      Layer.provide(otelLayer),
       Layer.provide(servicesLayer)
     )
     return Layer.provideMerge(announce(tracked, settings.shutdownGrace), served)
