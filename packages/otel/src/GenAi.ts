@@ -28,7 +28,8 @@
  *   message schema) on runs and model calls, `gen_ai.tool.call.arguments` / `result` on tool calls, every text
  *   redacted and cut to `truncate` like records. Without it, no input, output, argument or result leaves the process.
  * - Every other attribute is kept (sg's own under `sg.*`, `sg.kind` and the raw inputs and outputs excepted), strings
- *   redacted and cut to `truncate`, at most `maxAttributes` per span.
+ *   redacted and cut to `truncate` (the names, ids and enums sg sets itself are only cut), at most `maxAttributes` per
+ *   span.
  */
 import type { AnyValue, KeyValue } from "@effect/opentelemetry/OtlpResource"
 import * as ExecutionSpan from "@sg/trace/ExecutionSpan"
@@ -116,16 +117,44 @@ const first = (spans: ReadonlyArray<EndedSpan>, ...names: ReadonlyArray<string>)
 const isPrimitive = (value: unknown): boolean =>
   typeof value === "string" || typeof value === "number" || typeof value === "boolean"
 
+/** Attributes whose values sg itself sets (names, ids, enums): cut, but not run through redaction. */
+const plainAttributes: ReadonlySet<string> = new Set([
+  "gen_ai.operation.name",
+  "gen_ai.provider.name",
+  "gen_ai.agent.name",
+  "gen_ai.agent.id",
+  "gen_ai.conversation.id",
+  "gen_ai.request.model",
+  "gen_ai.response.model",
+  "gen_ai.response.id",
+  "gen_ai.response.finish_reasons",
+  "gen_ai.tool.name",
+  "gen_ai.tool.call.id",
+  "gen_ai.tool.type",
+  "error.type",
+  "http.request.method",
+  "http.route",
+  "sg.parent_run_id",
+  "sg.breaker.name",
+  "sg.breaker.state",
+  "sg.sampling.reason",
+  "sg.trace.status"
+])
+
 /** The attributes of one span: the first value set for a key wins; past `max`, counted as dropped. */
 class AttributeList {
   readonly list: Array<KeyValue> = []
   readonly keys = new Set<string>()
   dropped = 0
-  constructor(readonly max: number, readonly text: (value: unknown) => string) {}
+  constructor(
+    readonly max: number,
+    readonly text: (value: unknown) => string,
+    readonly plain: (value: string) => string
+  ) {}
 
   set(key: string, value: unknown): void {
     if (value === undefined || value === null || this.keys.has(key)) return
-    this.put(key, this.convert(value))
+    this.put(key, this.convert(value, plainAttributes.has(key) ? this.plain : this.text))
   }
 
   /** A text that is already cut where it should be (a JSON document of cut texts): kept whole. */
@@ -141,27 +170,27 @@ class AttributeList {
     else this.list.push({ key, value })
   }
 
-  /** Integers as `intValue` (negative ones as `doubleValue`), arrays of primitives as arrays, the rest as text. */
-  convert(value: unknown): AnyValue | undefined {
+  /** Safe integers as `intValue`, other numbers as `doubleValue`, arrays of primitives as arrays, the rest as text. */
+  convert(value: unknown, text: (value: string) => string): AnyValue | undefined {
     switch (typeof value) {
       case "string":
-        return { stringValue: this.text(value) }
+        return { stringValue: text(value) }
       case "boolean":
         return { boolValue: value }
       case "number":
-        return Number.isSafeInteger(value) && value >= 0
+        return Number.isSafeInteger(value)
           ? { intValue: value }
           : Number.isFinite(value)
           ? { doubleValue: value }
           : { stringValue: String(value) }
       case "bigint":
-        return value >= 0n && value <= BigInt(Number.MAX_SAFE_INTEGER)
+        return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
           ? { intValue: Number(value) }
           : { stringValue: value.toString() }
       case "object":
         if (Array.isArray(value) && value.every(isPrimitive)) {
           const values: Array<AnyValue> = []
-          for (const item of value.slice(0, 64)) values.push(this.convert(item)!)
+          for (const item of value.slice(0, 64)) values.push(this.convert(item, text)!)
           return { arrayValue: { values } }
         }
         return { stringValue: this.text(value) }
@@ -250,6 +279,7 @@ export const toOtlpSpans = (trace: EndedTrace, options: Options): Array<OtlpSpan
   const hex = TraceId.toHex(trace.traceId)
   const placeholder = placeholderSpanId(hex)
   const text = (value: unknown) => RecordText.clip(value, options.truncate, options.redact)
+  const plain = (value: string) => (value.length <= options.truncate ? value : RecordText.cut(value, options.truncate))
   const maxAttributes = options.maxAttributes ?? 128
   const spans = trace.spans
 
@@ -421,7 +451,7 @@ export const toOtlpSpans = (trace: EndedTrace, options: Options): Array<OtlpSpan
     const kind = kinds.get(span)!
     const inner = folded.get(span) ?? []
     const all = inner.length === 0 ? [span] : [span, ...inner]
-    const attributes = new AttributeList(maxAttributes, text)
+    const attributes = new AttributeList(maxAttributes, text, plain)
     let name = span.name
     let spanKind = spanKinds[span.kind] ?? SpanKind.internal
 

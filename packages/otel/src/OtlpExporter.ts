@@ -5,7 +5,8 @@
  *   is dropped and counted (`queue_full`). So a dead or slow collector never slows whoever offers, and memory stays at
  *   most the queue plus the one batch in flight.
  * - The sender takes up to `maxBatchSize` spans as soon as that many wait, or every `scheduledDelay`, and posts them
- *   (`http/protobuf` or `http/json`, through @effect/opentelemetry's `OtlpSerialization`) with a deadline of
+ *   (`http/json` through @effect/opentelemetry's `OtlpSerialization`, `http/protobuf` with protobufjs' writer, see
+ *   `internal/protobuf.ts`) with a deadline of
  *   `exportTimeout`. A transport failure, a timeout, 429, 502, 503 or 504 is retried `maxRetries` times (honouring
  *   `Retry-After` up to 30 seconds, else backing off from 500 ms), then the batch is dropped (`export_failed`); any
  *   other answer drops it at once (`rejected`). One export at a time: while one is slow the queue fills and drops.
@@ -19,6 +20,7 @@
  */
 import * as OtlpResource from "@effect/opentelemetry/OtlpResource"
 import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
+import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Cause from "effect/Cause"
@@ -30,6 +32,7 @@ import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import { encodeTraces } from "./internal/protobuf.js"
 import type { OtlpSpan } from "./OtlpSpan.js"
 
 /** The OTLP/HTTP encodings. */
@@ -182,10 +185,7 @@ export const make = (
       maxRetries: Math.max(0, options.maxRetries ?? defaults.maxRetries),
       shutdownTimeout: Duration.decode(options.shutdownTimeout ?? defaults.shutdownTimeout)
     }
-    const serialization = yield* Effect.provide(
-      OtlpSerialization.OtlpSerialization,
-      o.protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf
-    )
+    const json = yield* Effect.provide(OtlpSerialization.OtlpSerialization, OtlpSerialization.layerJson)
     const client = HttpClient.withTracerPropagation(yield* HttpClient.HttpClient, false)
     const request = HttpClientRequest.post(options.url, {
       headers: { ...options.headers, "user-agent": "sg-otel/0.1.0" },
@@ -264,7 +264,7 @@ export const make = (
         ...fields
       })
 
-    const sendOnce = (body: ReturnType<typeof serialization.traces>) =>
+    const sendOnce = (body: HttpBody.HttpBody) =>
       client.execute(HttpClientRequest.setBody(request, body)).pipe(
         Effect.mapError((error) => fail(`OTLP export to ${options.url} failed: ${error.message}`, { cause: error })),
         Effect.flatMap((response) =>
@@ -289,12 +289,17 @@ export const make = (
 
     const exportBatch = (batch: Array<OtlpSpan>): Effect.Effect<void> =>
       Effect.gen(function*() {
-        const body = serialization.traces({
-          resourceSpans: [{
-            resource: options.resource,
-            scopeSpans: [{ scope, spans: batch, ...(options.schemaUrl ? { schemaUrl: options.schemaUrl } : {}) }]
-          }]
-        })
+        const body = o.protocol === "http/json"
+          ? json.traces({
+            resourceSpans: [{
+              resource: options.resource,
+              scopeSpans: [{ scope, spans: batch, ...(options.schemaUrl ? { schemaUrl: options.schemaUrl } : {}) }]
+            }]
+          })
+          : HttpBody.uint8Array(
+            encodeTraces({ resource: options.resource, scope, schemaUrl: options.schemaUrl, spans: batch }),
+            "application/x-protobuf"
+          )
         for (let attempt = 0;; attempt++) {
           const result = yield* Effect.either(sendOnce(body))
           if (result._tag === "Right") {

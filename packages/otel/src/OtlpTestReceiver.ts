@@ -4,7 +4,7 @@
  * opentelemetry-proto; `http/protobuf` decoded as is, `http/json` through the same message types), keeps every span,
  * and can be made to refuse connections, answer slowly or fail, so tests see what an exporter does to a bad collector.
  *
- * Needs the optional peers `@opentelemetry/otlp-transformer@0.57` and `protobufjs`: only this module imports them.
+ * Needs the optional peer `@opentelemetry/otlp-transformer@0.57`: only this module imports it.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
