@@ -198,13 +198,14 @@ describe("sg serve exporting over OTLP", () => {
       expect(Math.max(...down)).toBeLessThan(2000)
       yield* waitUntil(
         "failed exports in /metrics",
-        Effect.map(metric("sg_otel_spans_dropped_total{reason=\"export_failed\"}"), (n) => n > 0),
+        Effect.map(metric("sg_otel_spans_dropped_total{reason=\"export_failed\"}"), (n) => n > 10),
         "15 seconds",
         outputs(child)
       )
       expect(yield* metric("sg_otel_spans_dropped_total{reason=\"queue_full\"}")).toBeGreaterThan(0)
       expect(child.stderr()).toContain("OTLP export to")
-      expect(child.stderr().match(/dropped spans \(/g)?.length ?? 0).toBeLessThanOrEqual(2)
+      // One warning for the burst, however many batches failed (two at least; nothing got through, so it goes on).
+      expect(child.stderr().match(/OTLP export dropped \d+ spans/g)?.length).toBe(1)
 
       // Slow: each export takes 5 s, one at a time; the runs still do not notice, and the queue stays at its cap.
       yield* receiver.setBehavior({ _tag: "Slow", delay: "5 seconds" })

@@ -162,6 +162,14 @@ const labelsOf = (reason: DropReason) => {
   return found
 }
 
+/** An error's first line, and that of the innermost cause it wraps (`connect ECONNREFUSED …`) when there is one. */
+const firstLine = (error: unknown): string => {
+  const lineOf = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n", 1)[0]!
+  let inner: unknown = error
+  for (let depth = 0; depth < 8 && inner instanceof Error && inner.cause !== undefined; depth++) inner = inner.cause
+  return inner === error ? lineOf(error) : `${lineOf(error)}: ${lineOf(inner)}`
+}
+
 const retryableStatus = new Set([429, 502, 503, 504])
 const maxRetryAfter = Duration.seconds(30)
 
@@ -240,11 +248,12 @@ export const make = (
         burstDrops += n
         if (inBurst) return Effect.void
         inBurst = true
+        // One line: the error's own message (its cause chain and stack would be a screenful per burst).
+        const why = Cause.isEmpty(lastCause) ? "" : `: ${firstLine(Cause.squash(lastCause))}`
         return Effect.logWarning(
-          `OTLP export to ${options.url} dropped spans (${lastReason}); further drops are counted in ` +
-            "sg_otel_spans_dropped_total",
-          lastCause
-        ).pipe(Effect.annotateLogs({ reason: lastReason, dropped: n }))
+          `OTLP export dropped ${n} spans (${lastReason}${why}); further drops are counted in ` +
+            "sg_otel_spans_dropped_total"
+        ).pipe(Effect.annotateLogs({ reason: lastReason, dropped: n, url: options.url }))
       }
       if (inBurst && exportedSinceDrop) {
         inBurst = false
