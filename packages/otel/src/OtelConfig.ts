@@ -50,6 +50,9 @@ const invalid = (name: string, message: string) => ConfigError.InvalidData([name
 const httpUrl = (name: string, value: string): Effect.Effect<string, ConfigError.ConfigError> => {
   try {
     const url = new URL(value.trim())
+    if (url.username !== "" || url.password !== "") {
+      return Effect.fail(invalid(name, "must not hold credentials: put them in OTEL_EXPORTER_OTLP_HEADERS"))
+    }
     if (url.protocol === "http:" || url.protocol === "https:") return Effect.succeed(url.toString())
   } catch {
     // reported below

@@ -23,6 +23,7 @@ import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Redaction from "@sg/trace/Redaction"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -125,7 +126,7 @@ export interface Stats {
 /** The running exporter. */
 export interface Service {
   readonly enabled: boolean
-  /** The traces endpoint. */
+  /** The traces endpoint (a password in it masked). */
   readonly url: string
   /** Queues spans; what does not fit is dropped (`queue_full`). Never blocks, never throws. */
   readonly offer: (spans: ReadonlyArray<OtlpSpan>) => void
@@ -200,6 +201,8 @@ export const make = (
       acceptJson: o.protocol === "http/json"
     })
     const scope = options.scope ?? { name: "@sg/otel", version: "0.1.0" }
+    // The endpoint as logs show it: a password in it is masked.
+    const shown = Redaction.defaults(options.url)
 
     let queue: Array<OtlpSpan> = []
     let exported = 0
@@ -249,25 +252,25 @@ export const make = (
         if (inBurst) return Effect.void
         inBurst = true
         // One line: the error's own message (its cause chain and stack would be a screenful per burst).
-        const why = Cause.isEmpty(lastCause) ? "" : `: ${firstLine(Cause.squash(lastCause))}`
+        const why = Cause.isEmpty(lastCause) ? "" : `: ${Redaction.defaults(firstLine(Cause.squash(lastCause)))}`
         return Effect.logWarning(
           `OTLP export dropped ${n} spans (${lastReason}${why}); further drops are counted in ` +
             "sg_otel_spans_dropped_total"
-        ).pipe(Effect.annotateLogs({ reason: lastReason, dropped: n, url: options.url }))
+        ).pipe(Effect.annotateLogs({ reason: lastReason, dropped: n, url: shown }))
       }
       if (inBurst && exportedSinceDrop) {
         inBurst = false
         const n = burstDrops
         burstDrops = 0
         lastCause = Cause.empty
-        return Effect.logInfo(`OTLP export to ${options.url} works again, after ${n} spans were dropped`)
+        return Effect.logInfo(`OTLP export to ${shown} works again, after ${n} spans were dropped`)
       }
       return Effect.void
     })
 
     const fail = (message: string, fields?: Partial<Pick<OtlpExportError, "status" | "retryAfter" | "cause">>) =>
       new OtlpExportError({
-        url: options.url,
+        url: shown,
         retryable: fields?.status === undefined || retryableStatus.has(fields.status),
         message,
         ...fields
@@ -275,13 +278,13 @@ export const make = (
 
     const sendOnce = (body: HttpBody.HttpBody) =>
       client.execute(HttpClientRequest.setBody(request, body)).pipe(
-        Effect.mapError((error) => fail(`OTLP export to ${options.url} failed: ${error.message}`, { cause: error })),
+        Effect.mapError((error) => fail(`OTLP export to ${shown} failed: ${error.message}`, { cause: error })),
         Effect.flatMap((response) =>
           // The body is read in full (and dropped), so the connection can be reused.
           Effect.flatMap(Effect.orElseSucceed(response.arrayBuffer, () => undefined), () =>
             response.status >= 200 && response.status < 300
               ? Effect.void
-              : Effect.fail(fail(`OTLP export to ${options.url} answered HTTP ${response.status}`, {
+              : Effect.fail(fail(`OTLP export to ${shown} answered HTTP ${response.status}`, {
                 status: response.status,
                 ...Option.match(Option.fromNullable(retryAfterOf(response.headers["retry-after"])), {
                   onNone: () => ({}),
@@ -292,7 +295,7 @@ export const make = (
         Effect.timeoutFail({
           duration: o.exportTimeout,
           onTimeout: () =>
-            fail(`OTLP export to ${options.url} did not answer within ${Duration.format(o.exportTimeout)}`)
+            fail(`OTLP export to ${shown} did not answer within ${Duration.format(o.exportTimeout)}`)
         })
       )
 
@@ -373,7 +376,7 @@ export const make = (
 
     return {
       enabled: true,
-      url: options.url,
+      url: shown,
       offer,
       room: () => o.maxQueueSize - queue.length,
       drop,

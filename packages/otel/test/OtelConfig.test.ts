@@ -95,6 +95,9 @@ describe("OtelConfig", () => {
       const base = { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318" }
       expect(yield* errorOf({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" })).toContain("OTEL_EXPORTER_OTLP_ENDPOINT")
       expect(yield* errorOf({ ...base, OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })).toContain("grpc is not supported")
+      const credentials = yield* errorOf({ OTEL_EXPORTER_OTLP_ENDPOINT: "https://pk:s3cr3t@cloud.example/otel" })
+      expect(credentials).toContain("OTEL_EXPORTER_OTLP_HEADERS")
+      expect(credentials).not.toContain("s3cr3t")
       expect(yield* errorOf({ ...base, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "thrift" })).toContain(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
       )
