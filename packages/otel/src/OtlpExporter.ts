@@ -10,6 +10,7 @@
  *   `exportTimeout`. A transport failure, a timeout, 429, 502, 503 or 504 is retried `maxRetries` times (honouring
  *   `Retry-After` up to 30 seconds, else backing off from 500 ms), then the batch is dropped (`export_failed`); any
  *   other answer drops it at once (`rejected`). One export at a time: while one is slow the queue fills and drops.
+ *   After a failed batch the sender pauses (1 s, doubling to 5 s) instead of spinning on a collector that fails.
  * - Counted in `sg_otel_spans_exported_total` and `sg_otel_spans_dropped_total{reason}`, the queue in
  *   `sg_otel_queue_spans`; one warning per burst of drops, and one line when export works again.
  * - Closing the scope flushes the queue within `shutdownTimeout`; what is left is dropped (`shutdown`).
@@ -208,6 +209,7 @@ export const make = (
     let exported = 0
     let dropped = 0
     let closed = false
+    let failedBatches = 0
     const wake = yield* Effect.makeLatch(false)
     const lock = yield* Effect.makeSemaphore(1)
 
@@ -318,10 +320,12 @@ export const make = (
             spansExported.unsafeUpdate(batch.length, [])
             exported += batch.length
             exportedSinceDrop = true
+            failedBatches = 0
             return
           }
           const error = result.left
           if (!error.retryable || attempt >= o.maxRetries || closed) {
+            failedBatches++
             return drop(batch.length, error.retryable ? "export_failed" : "rejected", Cause.fail(error))
           }
           yield* Effect.sleep(error.retryAfter ?? Duration.millis(500 * 2 ** attempt))
@@ -344,7 +348,10 @@ export const make = (
       return queue.length === 0 ? Effect.void : Effect.zipRight(exportBatch(take()), Effect.suspend(loop))
     })).pipe(Effect.zipRight(logBurst), Effect.withTracerEnabled(false))
 
+    // After batches failed in a row, the sender pauses (1 s, doubling up to 5 s) rather than spin on a failing or
+    // rejecting collector; the queue meanwhile fills and drops as it would anyway.
     const sender = Effect.gen(function*() {
+      if (failedBatches > 0) yield* Effect.sleep(Duration.seconds(Math.min(5, 2 ** (failedBatches - 1))))
       if (queue.length < o.maxBatchSize) yield* Effect.timeoutOption(wake.await, o.scheduledDelay)
       yield* wake.close
       if (queue.length > 0) yield* lock.withPermits(1)(Effect.suspend(() => exportBatch(take())))
