@@ -144,7 +144,6 @@ const plainAttributes: ReadonlySet<string> = new Set([
 /** The attributes of one span: the first value set for a key wins; past `max`, counted as dropped. */
 class AttributeList {
   readonly list: Array<KeyValue> = []
-  readonly keys = new Set<string>()
   dropped = 0
   constructor(
     readonly max: number,
@@ -152,20 +151,25 @@ class AttributeList {
     readonly plain: (value: string) => string
   ) {}
 
+  /** Whether `key` is set (a span has a few dozen attributes at most: a scan beats a set). */
+  has(key: string): boolean {
+    for (const kv of this.list) if (kv.key === key) return true
+    return false
+  }
+
   set(key: string, value: unknown): void {
-    if (value === undefined || value === null || this.keys.has(key)) return
+    if (value === undefined || value === null || this.has(key)) return
     this.put(key, this.convert(value, plainAttributes.has(key) ? this.plain : this.text))
   }
 
   /** A text that is already cut where it should be (a JSON document of cut texts): kept whole. */
   setJson(key: string, json: string | undefined): void {
-    if (json === undefined || this.keys.has(key)) return
+    if (json === undefined || this.has(key)) return
     this.put(key, { stringValue: json })
   }
 
   private put(key: string, value: AnyValue | undefined): void {
     if (value === undefined) return
-    this.keys.add(key)
     if (this.list.length >= this.max) this.dropped++
     else this.list.push({ key, value })
   }
