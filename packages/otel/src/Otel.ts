@@ -124,8 +124,8 @@ export const layerSettings = (
   }
   const headerNames = Object.keys(settings.headers)
   const announce = Effect.logInfo(
-    `OTLP export to ${Redaction.defaults(settings.url)} (${settings.protocol}, service ${settings.serviceName}); successes exported at ` +
-      `${settings.sampleSuccess}, contents ${settings.content ? "on" : "off"}` +
+    `OTLP export to ${Redaction.defaults(settings.url)} (${settings.protocol}, service ${settings.serviceName}); ` +
+      `successes exported at ${settings.sampleSuccess}, contents ${settings.content ? "on" : "off"}` +
       (headerNames.length > 0 ? `; headers ${headerNames.join(", ")}` : "")
   ).pipe(Effect.annotateLogs({ package: "@sg/otel" }))
   return Layer.provideMerge(layer(options), Layer.effectDiscard(announce))

@@ -10,7 +10,7 @@
  * | `OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT` | 10000 | milliseconds one request may take |
  * | `OTEL_SERVICE_NAME` | `sg` | `service.name` (else `service.name` in `OTEL_RESOURCE_ATTRIBUTES`) |
  * | `OTEL_RESOURCE_ATTRIBUTES` | none | `key=value,...`, percent-decoded |
- * | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, `OTEL_BSP_SCHEDULE_DELAY` | 2048, 512, 5000 ms | the queue |
+ * | `OTEL_BSP_MAX_QUEUE_SIZE`, `_MAX_EXPORT_BATCH_SIZE`, `_SCHEDULE_DELAY` | 2048, 512, 5000 ms | the queue |
  * | `OTEL_SDK_DISABLED` | false | `true`: no export, whatever else is set |
  * | `SG_OTEL_CONTENT` | off | `on`: message contents, tool arguments and results are exported, cut and redacted |
  * | `SG_OTEL_SAMPLE_SUCCESS` | `SG_SAMPLE_SUCCESS` | share of successful traces exported, 0 to 1 |
