@@ -31,7 +31,6 @@
  *   redacted and cut to `truncate` (the names, ids and enums sg sets itself are only cut), at most `maxAttributes` per
  *   span.
  */
-import type { AnyValue, KeyValue } from "@effect/opentelemetry/OtlpResource"
 import * as ExecutionSpan from "@sg/trace/ExecutionSpan"
 import type * as Redaction from "@sg/trace/Redaction"
 import * as RecordText from "@sg/trace/RecordText"
@@ -40,6 +39,15 @@ import type { EndedSpan, EndedTrace } from "@sg/trace/TraceExporter"
 import * as Cause from "effect/Cause"
 import * as Option from "effect/Option"
 import type * as Tracer from "effect/Tracer"
+import { AttributeList, count, first, str } from "./internal/attributes.js"
+import {
+  finishReasonOf,
+  inputMessages,
+  optionalString,
+  outputMessages,
+  responseOf,
+  toolkitFailure
+} from "./internal/response.js"
 import { type Event, type OtlpSpan, SpanKind, StatusCode } from "./OtlpSpan.js"
 
 /** The semantic conventions version the mapping follows. */
@@ -96,114 +104,6 @@ const spanKinds: Record<Tracer.SpanKind, number> = {
   consumer: SpanKind.consumer
 }
 
-const str = (value: unknown): string | undefined =>
-  typeof value === "string" && value !== "" ? value : typeof value === "number" ? String(value) : undefined
-
-const count = (value: unknown): number | undefined => {
-  const n = typeof value === "number" ? value : typeof value === "string" ? Number(value) : NaN
-  return Number.isFinite(n) && n >= 0 ? Math.round(n) : undefined
-}
-
-const first = (spans: ReadonlyArray<EndedSpan>, ...names: ReadonlyArray<string>): unknown => {
-  for (const span of spans) {
-    for (const name of names) {
-      const value = span.attributes.get(name)
-      if (value !== undefined && value !== null && value !== "") return value
-    }
-  }
-  return undefined
-}
-
-const isPrimitive = (value: unknown): boolean =>
-  typeof value === "string" || typeof value === "number" || typeof value === "boolean"
-
-/** Attributes whose values sg itself sets (names, ids, enums): cut, but not run through redaction. */
-const plainAttributes: ReadonlySet<string> = new Set([
-  "gen_ai.operation.name",
-  "gen_ai.provider.name",
-  "gen_ai.agent.name",
-  "gen_ai.agent.id",
-  "gen_ai.conversation.id",
-  "gen_ai.request.model",
-  "gen_ai.response.model",
-  "gen_ai.response.id",
-  "gen_ai.response.finish_reasons",
-  "gen_ai.tool.name",
-  "gen_ai.tool.call.id",
-  "gen_ai.tool.type",
-  "error.type",
-  "http.request.method",
-  "http.route",
-  "sg.parent_run_id",
-  "sg.breaker.name",
-  "sg.breaker.state",
-  "sg.sampling.reason",
-  "sg.trace.status"
-])
-
-/** The attributes of one span: the first value set for a key wins; past `max`, counted as dropped. */
-class AttributeList {
-  readonly list: Array<KeyValue> = []
-  dropped = 0
-  constructor(
-    readonly max: number,
-    readonly text: (value: unknown) => string,
-    readonly plain: (value: string) => string
-  ) {}
-
-  /** Whether `key` is set (a span has a few dozen attributes at most: a scan beats a set). */
-  has(key: string): boolean {
-    for (const kv of this.list) if (kv.key === key) return true
-    return false
-  }
-
-  set(key: string, value: unknown): void {
-    if (value === undefined || value === null || this.has(key)) return
-    this.put(key, this.convert(value, plainAttributes.has(key) ? this.plain : this.text))
-  }
-
-  /** A text that is already cut where it should be (a JSON document of cut texts): kept whole. */
-  setJson(key: string, json: string | undefined): void {
-    if (json === undefined || this.has(key)) return
-    this.put(key, { stringValue: json })
-  }
-
-  private put(key: string, value: AnyValue | undefined): void {
-    if (value === undefined) return
-    if (this.list.length >= this.max) this.dropped++
-    else this.list.push({ key, value })
-  }
-
-  /** Safe integers as `intValue`, other numbers as `doubleValue`, arrays of primitives as arrays, the rest as text. */
-  convert(value: unknown, text: (value: string) => string): AnyValue | undefined {
-    switch (typeof value) {
-      case "string":
-        return { stringValue: text(value) }
-      case "boolean":
-        return { boolValue: value }
-      case "number":
-        return Number.isSafeInteger(value)
-          ? { intValue: value }
-          : Number.isFinite(value)
-          ? { doubleValue: value }
-          : { stringValue: String(value) }
-      case "bigint":
-        return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-          ? { intValue: Number(value) }
-          : { stringValue: value.toString() }
-      case "object":
-        if (Array.isArray(value) && value.every(isPrimitive)) {
-          const values: Array<AnyValue> = []
-          for (const item of value.slice(0, 64)) values.push(this.convert(item, text)!)
-          return { arrayValue: { values } }
-        }
-        return { stringValue: this.text(value) }
-      default:
-        return undefined
-    }
-  }
-}
-
 interface Outcome {
   readonly type: string
   readonly message: string
@@ -225,46 +125,6 @@ const errorTypeOf = (error: unknown): string =>
     : RecordText.circuitOf(error) !== undefined
     ? "circuit_open"
     : tagOf(error) ?? "_OTHER"
-
-/** A Toolkit.handle result that is a failure (the tool's failure mode "return"). */
-const toolkitFailure = (span: EndedSpan): { readonly result: unknown } | undefined => {
-  if (span.name !== "Toolkit.handle" || span.exit._tag !== "Success") return undefined
-  const value = span.exit.value as { readonly isFailure?: unknown; readonly result?: unknown } | null | undefined
-  return typeof value === "object" && value !== null && value.isFailure === true ? { result: value.result } : undefined
-}
-
-/** A model response's parts and finish reason, when a span's success value is one (@effect/ai's response). */
-interface ResponseLike {
-  readonly content: ReadonlyArray<{ readonly type?: unknown } & Record<string, unknown>>
-  readonly finishReason?: unknown
-}
-
-const responseOf = (spans: ReadonlyArray<EndedSpan>): ResponseLike | undefined => {
-  for (const span of spans) {
-    if (span.exit._tag !== "Success") continue
-    const value = span.exit.value as { readonly content?: unknown } | null | undefined
-    if (typeof value === "object" && value !== null && Array.isArray(value.content)) return value as ResponseLike
-  }
-  return undefined
-}
-
-const optionalString = (value: unknown): string | undefined =>
-  Option.isOption(value) ? str(Option.getOrUndefined(value)) : str(value)
-
-const finishReasons: Record<string, string> = {
-  "stop": "stop",
-  "length": "length",
-  "content-filter": "content_filter",
-  "tool-calls": "tool_call",
-  "error": "error"
-}
-
-const finishReasonOf = (response: ResponseLike | undefined): string | undefined => {
-  const reason = str(response?.finishReason)
-  return reason === undefined ? undefined : finishReasons[reason] ?? reason
-}
-
-const maxParts = 32
 
 /** The attributes that hold contents: exported only with `content`, whoever set them. */
 export const contentAttributes: ReadonlySet<string> = new Set([
@@ -391,38 +251,6 @@ export const toOtlpSpans = (trace: EndedTrace, options: Options): Array<OtlpSpan
     return undefined
   }
 
-  const message = (role: string, parts: ReadonlyArray<unknown>, finishReason?: string) =>
-    finishReason === undefined ? { role, parts } : { role, parts, finish_reason: finishReason }
-  const textPart = (value: unknown) => ({ type: "text", content: text(value) })
-
-  const inputMessages = (value: unknown) => {
-    if (Array.isArray(value)) {
-      const parts = value.slice(0, maxParts).map((item: unknown) => {
-        const result = typeof item === "object" && item !== null && "result" in item ? item.result : item
-        return { type: "tool_call_response", response: text(result) }
-      })
-      return JSON.stringify([message("tool", parts)])
-    }
-    return JSON.stringify([message("user", [textPart(value)])])
-  }
-
-  const outputMessages = (response: ResponseLike | undefined, fallback: unknown) => {
-    if (response !== undefined) {
-      const parts: Array<unknown> = []
-      for (const part of response.content) {
-        if (parts.length >= maxParts) break
-        if (part.type === "text" || part.type === "reasoning") {
-          parts.push({ type: part.type, content: text(part["text"]) })
-        } else if (part.type === "tool-call") {
-          const call = { id: str(part["id"]), name: str(part["name"]), arguments: text(part["params"]) }
-          parts.push({ type: "tool_call", ...call })
-        }
-      }
-      return JSON.stringify([message("assistant", parts, finishReasonOf(response) ?? "stop")])
-    }
-    return fallback === undefined ? undefined : JSON.stringify([message("assistant", [textPart(fallback)], "stop")])
-  }
-
   const rename = (key: string, kind: Kind, span: EndedSpan): string | undefined => {
     if (!options.content && contentAttributes.has(key)) return undefined
     switch (key) {
@@ -471,9 +299,9 @@ export const toOtlpSpans = (trace: EndedTrace, options: Options): Array<OtlpSpan
         attributes.set("gen_ai.provider.name", runProviders.get(span)?.provider)
         if (options.content) {
           const input = span.attributes.get(A.input)
-          if (input !== undefined) attributes.setJson("gen_ai.input.messages", inputMessages(input))
+          if (input !== undefined) attributes.setJson("gen_ai.input.messages", inputMessages(input, text))
           if (span.exit._tag === "Success") {
-            attributes.setJson("gen_ai.output.messages", outputMessages(undefined, span.attributes.get(A.output)))
+            attributes.setJson("gen_ai.output.messages", outputMessages(undefined, span.attributes.get(A.output), text))
           }
         }
         break
@@ -510,9 +338,9 @@ export const toOtlpSpans = (trace: EndedTrace, options: Options): Array<OtlpSpan
         attributes.set("gen_ai.conversation.id", conversationOf(span))
         if (options.content) {
           const stepInput = first(all, A.input)
-          if (stepInput !== undefined) attributes.setJson("gen_ai.input.messages", inputMessages(stepInput))
+          if (stepInput !== undefined) attributes.setJson("gen_ai.input.messages", inputMessages(stepInput, text))
           if (span.exit._tag === "Success") {
-            attributes.setJson("gen_ai.output.messages", outputMessages(response, first(all, A.output)))
+            attributes.setJson("gen_ai.output.messages", outputMessages(response, first(all, A.output), text))
           }
         }
         break
