@@ -85,5 +85,6 @@ export const outputMessages = (
     }
     return JSON.stringify([message("assistant", parts, finishReasonOf(response) ?? "stop")])
   }
-  return fallback === undefined ? undefined : JSON.stringify([message("assistant", [{ type: "text", content: text(fallback) }], "stop")])
+  if (fallback === undefined) return undefined
+  return JSON.stringify([message("assistant", [{ type: "text", content: text(fallback) }], "stop")])
 }
