@@ -36,9 +36,11 @@ describe("sg serve exporting over OTLP", () => {
         OTEL_BSP_SCHEDULE_DELAY: "50",
         OTEL_SERVICE_NAME: "sg-e2e",
         OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=test",
+        OTEL_EXPORTER_OTLP_HEADERS: "x-api-key=team%20secret",
         SG_SAMPLE_SUCCESS: "1"
       })
       expect(child.stderr()).toContain(`OTLP export to ${receiver.url} (http/protobuf, service sg-e2e)`)
+      expect(child.stderr()).toContain("headers x-api-key")
       const answer = yield* post(port, {
         input: "research circuit breakers with 2 researchers",
         conversation_id: "c-otel"
@@ -102,6 +104,13 @@ describe("sg serve exporting over OTLP", () => {
       expect(adoptedRoot!.traceId).toBe(caller)
       expect(adoptedRoot!.parentSpanId).toBe("00f067aa0ba902b7")
       expect(named(adoptedSpans)("execute_tool calculator")).toHaveLength(1)
+
+      const requests = yield* receiver.requests
+      expect(requests.map((r) => [r.contentType, r.headers["x-api-key"]])).toContainEqual([
+        "application/x-protobuf",
+        "team secret"
+      ])
+      expect(child.stderr()).not.toContain("team secret")
 
       const metrics = (yield* get(port, "/metrics")).text
       expect(sample(metrics, "sg_otel_spans_exported_total")).toBeGreaterThanOrEqual(14)
