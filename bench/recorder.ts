@@ -16,7 +16,7 @@
  * more than on.
  * `SG_BENCH_BATCHES` (600) and `SG_BENCH_ROUND_MS` (500) shorten it for a smoke run.
  */
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Otel, OtlpExporter } from "@sg/otel"
 import { ExecutionSpan, Recorder } from "@sg/trace"
 import { ConfigProvider, Effect, Layer, ManagedRuntime, Metric } from "effect"
@@ -75,7 +75,8 @@ const casesFor = (url: string): ReadonlyArray<Case> => [
     name: "export on",
     layer: Layer.discard(Recorder.layer({ save })).pipe(
       Layer.provide(Otel.layer({ url, sampleSuccess: 1, scheduledDelay: "100 millis", maxQueueSize: 20_000 })),
-      Layer.provide(FetchHttpClient.layer)
+      Layer.provide(NodeHttpClient.layerWithoutAgent),
+      Layer.provide(NodeHttpClient.makeAgentLayer({ keepAlive: true }))
     ),
     program: tracedRun
   },
