@@ -4,17 +4,24 @@
  * - none: no recorder, Effect's default tracer (the baseline);
  * - off: `Recorder.layerConfig` with `SG_RECORD=off`: should be indistinguishable from none;
  * - on: `Recorder.layer` with its defaults (successes sampled at 10 %), saving to a sink that does nothing;
+ * - export on: the same with `@sg/otel` exporting every trace (successes at 100 %, the worst case) over OTLP/HTTP
+ *   (protobuf) to a local receiver that discards what it gets;
  * - tracing disabled: `Effect.withTracerEnabled(false)`, for scale.
  *
  * Request path: each case runs batches of 50 runs in turn, interleaved batch by batch (the machine is shared, so
  * load hits every case alike), with an event-loop turn after each batch where the recorder's writer works, as it would
  * between a server's requests; the figure is the median batch, timing only the runs. CPU in all: each case alone,
  * writer included (reduce, sample, save), timed with the harness, best of 3 rounds.
- * Goal: on adds under 20 µs per run to the request path; off adds nothing measurable.
+ * Goal: on adds under 20 µs per run to the request path; off adds nothing measurable; export on adds under 10 µs
+ * more than on.
  * `SG_BENCH_BATCHES` (600) and `SG_BENCH_ROUND_MS` (500) shorten it for a smoke run.
  */
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import { Otel, OtlpExporter } from "@sg/otel"
 import { ExecutionSpan, Recorder } from "@sg/trace"
-import { ConfigProvider, Effect, Layer, ManagedRuntime } from "effect"
+import { ConfigProvider, Effect, Layer, ManagedRuntime, Metric } from "effect"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
 import { type Figure, measure, report } from "./harness.js"
 
 const tracedRun = Effect.gen(function*() {
@@ -44,12 +51,39 @@ const off = Layer.discard(Recorder.layerConfig({ save })).pipe(
   Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["SG_RECORD", "off"]]))))
 )
 
-const cases: ReadonlyArray<Case> = [
+/** An OTLP/HTTP receiver that reads and discards every request, on a free loopback port. */
+const discardingReceiver = () =>
+  new Promise<{ readonly url: string; readonly close: () => void }>((resolve) => {
+    const server = Http.createServer((req, res) => {
+      req.on("data", () => {})
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/x-protobuf" })
+        res.end()
+      })
+    })
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      resolve({ url: `http://127.0.0.1:${port}/v1/traces`, close: () => server.close() })
+    })
+  })
+
+const casesFor = (url: string): ReadonlyArray<Case> => [
   { name: "none", layer: Layer.empty, program: tracedRun },
   { name: "off", layer: off, program: tracedRun },
   { name: "on", layer: Layer.discard(Recorder.layer({ save })), program: tracedRun },
+  {
+    name: "export on",
+    layer: Layer.discard(Recorder.layer({ save })).pipe(
+      Layer.provide(Otel.layer({ url, sampleSuccess: 1, scheduledDelay: "100 millis", maxQueueSize: 20_000 })),
+      Layer.provide(NodeHttpClient.layerWithoutAgent),
+      Layer.provide(NodeHttpClient.makeAgentLayer({ keepAlive: true }))
+    ),
+    program: tracedRun
+  },
   { name: "tracing disabled", layer: Layer.empty, program: Effect.withTracerEnabled(tracedRun, false) }
 ]
+
+let cases: ReadonlyArray<Case> = []
 
 const median = (xs: ReadonlyArray<number>) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
@@ -87,6 +121,8 @@ const cpu = async (c: Case): Promise<Figure> => {
 
 /** Runs the benchmark and prints its figures. */
 export const run = async (): Promise<void> => {
+  const receiver = await discardingReceiver()
+  cases = casesFor(receiver.url)
   const path = await requestPath()
   const none = path.get("none")!
   report(
@@ -117,6 +153,14 @@ export const run = async (): Promise<void> => {
   )
   console.log(
     `recording on adds ${(path.get("on")! - none).toFixed(2)} µs per run on the request path (goal: < 20 µs); ` +
-      `off adds ${(path.get("off")! - none).toFixed(2)} µs`
+      `off adds ${(path.get("off")! - none).toFixed(2)} µs; export on adds ` +
+      `${(path.get("export on")! - path.get("on")!).toFixed(2)} µs more than on (goal: < 10 µs), and ` +
+      `${(us("export on") - us("on")).toFixed(2)} µs of CPU in all (mapping, encoding, sending, off the request path)`
   )
+  const counted = (metric: Metric.Metric.Counter<number>) => Effect.runSync(Metric.value(metric)).count
+  console.log(
+    `export on: ${counted(OtlpExporter.spansExported)} spans exported, ` +
+      `${counted(OtlpExporter.spansDropped.pipe(Metric.tagged("reason", "queue_full")))} dropped (queue full)`
+  )
+  receiver.close()
 }

@@ -47,7 +47,11 @@ describe("sg serve's configuration", () => {
     [{ SG_SAMPLE_SUCCESS: "2" }, "SG_SAMPLE_SUCCESS"],
     [{ SG_TRUNCATE: "0" }, "SG_TRUNCATE"],
     [{ SG_MODEL: "gpt" }, "SG_MODEL"],
-    [{ SG_MODEL: "openai" }, "OPENAI_API_KEY"]
+    [{ SG_MODEL: "openai" }, "OPENAI_API_KEY"],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, "OTEL_EXPORTER_OTLP_ENDPOINT"],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }, "grpc"],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", SG_OTEL_SAMPLE_SUCCESS: "x" }, "SG_OTEL_SAMPLE_SUCCESS"],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", SG_OTEL_CONTENT: "sometimes" }, "SG_OTEL_CONTENT"]
   ] as const)("%o is refused with an error naming %s, before anything listens", ([env, variable]) =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(Serve.layer).pipe(Effect.scoped))

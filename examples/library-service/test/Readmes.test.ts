@@ -15,6 +15,7 @@ const required = [
   "packages/trace",
   "packages/resilience",
   "packages/leader",
+  "packages/otel",
   "packages/agent-runtime",
   "examples/library-service"
 ]

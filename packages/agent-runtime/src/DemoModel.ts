@@ -9,7 +9,8 @@
  * - Once tool results follow the input, it answers with a summary of them (failures included).
  * - An input starting with `fail:` (or one `failWhen` accepts) fails the call with an `AiError`, as a provider outage
  *   would: the run fails with `UpstreamError`, and after enough of them the provider's breaker opens.
- * - Token usage is estimated at one token per four characters read and written.
+ * - Token usage is estimated at one token per four characters read and written; the response names the model
+ *   (`response-metadata`, model `demo`).
  */
 import * as AiError from "@effect/ai/AiError"
 import * as IdGenerator from "@effect/ai/IdGenerator"
@@ -53,7 +54,7 @@ export const make = (options?: Options): Effect.Effect<LanguageModel.Service> =>
       const idGenerator = yield* IdGenerator.IdGenerator
       const tools = new Set(provider.tools.map((tool) => tool.name))
       const calls = conversation.results.length > 0 ? [] : chooseTools(conversation.input, tools)
-      const parts: Array<Response.PartEncoded> = []
+      const parts: Array<Response.PartEncoded> = [{ type: "response-metadata", modelId: modelName }]
       let written: string
       if (calls.length > 0) {
         for (const call of calls) {
@@ -200,5 +201,5 @@ const toStream = (parts: ReadonlyArray<Response.PartEncoded>): Array<Response.St
       const id = `text_${index}`
       return [{ type: "text-start", id }, { type: "text-delta", id, delta: part.text }, { type: "text-end", id }]
     }
-    return part.type === "tool-call" || part.type === "finish" ? [part] : []
+    return part.type === "tool-call" || part.type === "finish" || part.type === "response-metadata" ? [part] : []
   })

@@ -6,9 +6,10 @@
  *   `sg.conversation_id`. Every span inside it (down to the next agent run) belongs to that run.
  * - a tool call: `sg.kind = "tool"`, `sg.tool`, `sg.call_id`, `sg.input`, `sg.output` (else the success value).
  *   @effect/ai's `Toolkit.handle` spans are recognized too (attributes `tool`, `parameters`).
- * - a model call: `sg.kind = "inference"`, `gen_ai.request.model`, `gen_ai.usage.input_tokens` /
- *   `gen_ai.usage.output_tokens`. @effect/ai's `LanguageModel.*` spans carry these already; a model span nested in
- *   another (a runtime's span around `LanguageModel.generateText`) is folded into the outer one, not counted twice.
+ * - a model call: `sg.kind = "inference"`, `gen_ai.request.model`, `gen_ai.provider.name`,
+ *   `gen_ai.usage.input_tokens` / `gen_ai.usage.output_tokens`. @effect/ai's `LanguageModel.*` spans carry these
+ *   already; a model span nested in another (a runtime's span around `LanguageModel.generateText`) is folded into the
+ *   outer one, not counted twice.
  * - a breaker rejection: `sg.circuit = <breaker name>` on the rejected span (a `CircuitOpenError` failing the call
  *   is recognized by itself).
  * - a cancelled request: `sg.cancelled = true` on the root span of a request whose client went away (`cancelled`):
@@ -35,6 +36,7 @@ export const Attributes = {
   cancelled: "sg.cancelled",
   operation: "gen_ai.operation.name",
   system: "gen_ai.system",
+  provider: "gen_ai.provider.name",
   requestModel: "gen_ai.request.model",
   responseModel: "gen_ai.response.model",
   inputTokens: "gen_ai.usage.input_tokens",
@@ -114,10 +116,13 @@ export interface CallOptions {
   /** The id the model gave the tool call; defaults to the span id. */
   readonly callId?: string | undefined
   readonly input?: unknown
+  /** The model provider a model call goes to (`gen_ai.provider.name`). */
+  readonly provider?: string | undefined
 }
 
 const callAttributes = (base: Record<string, unknown>, options: CallOptions | undefined) => {
   if (options?.callId !== undefined) base[Attributes.callId] = options.callId
+  if (options?.provider !== undefined) base[Attributes.provider] = options.provider
   if (options?.input !== undefined) base[Attributes.input] = options.input
   return base
 }

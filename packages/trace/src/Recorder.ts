@@ -8,12 +8,15 @@
  * are in the record; a span that ends later still queues the trace again and the record is saved again with it.
  * Recording is best effort: a full list or a failing sink drops the record, counts it in `sg_records_dropped_total`
  * and logs once per burst, never failing or slowing the traced effect. Closing the layer's scope flushes what is
- * queued, within `flushTimeout`. With `SG_RECORD=off` nothing is installed.
+ * queued, within `flushTimeout`. With `SG_RECORD=off` nothing is installed (unless a `TraceExporter` needs the spans).
  *
  * Bounded: at most `maxTraces` traces in flight and `maxBufferedSpans` spans across them (past either a new trace is
  * not recorded, and past the span total a trace's further spans are counted in its record's `dropped.spans`), and a
  * trace still open `maxOpenAge` after its first root started (a leaked span, a root that never ends) is dropped: each
- * loss counted in `records_dropped` with its reason. Old buffers are purged as new traces open, under `Clock`.
+ * loss counted in `sg_records_dropped_total` with its reason. Old buffers are purged as new traces open, under `Clock`.
+ *
+ * Export: a `TraceExporter` in the context the recorder is built in is handed the spans of each trace it samples, by
+ * the same rule at the same moment as records (at its own success rate), from the writer.
  *
  * Status of calls and runs: `timeout` when the failure is a timeout (`TimeoutException`, or an error whose `_tag` says
  * timeout), `error` otherwise. An interruption (a call that lost a race, a request cancelled) is not a timeout: it is
@@ -39,6 +42,7 @@ import { ExpiringMap } from "./internal/expiringMap.js"
 import { type Limits, reduce, surelySuccess } from "./internal/reduce.js"
 import * as Redaction from "./Redaction.js"
 import * as Sampling from "./Sampling.js"
+import * as TraceExporter from "./TraceExporter.js"
 import * as TraceId from "./TraceId.js"
 
 /** How the recorder records. Only `save` is required; the rest default to `defaults`. */
@@ -77,6 +81,8 @@ export interface Options {
   readonly concurrency?: number | undefined
   /** How long closing the scope may spend flushing the queue (5 seconds). */
   readonly flushTimeout?: Duration.DurationInput | undefined
+  /** False: no record is built or saved, the spans only go to the `TraceExporter` (true). */
+  readonly records?: boolean | undefined
 }
 
 /** The defaults of every option but `save`. */
@@ -197,8 +203,10 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
       maxBufferedSpans: options.maxBufferedSpans ?? defaults.maxBufferedSpans,
       maxOpenAge: options.maxOpenAge ?? defaults.maxOpenAge,
       concurrency: options.concurrency ?? defaults.concurrency,
-      flushTimeout: options.flushTimeout ?? defaults.flushTimeout
+      flushTimeout: options.flushTimeout ?? defaults.flushTimeout,
+      records: options.records ?? true
     }
+    const exporter = Option.getOrUndefined(yield* Effect.serviceOption(TraceExporter.TraceExporter))
     const limits: Limits = {
       truncate: o.truncate,
       maxCallsPerRun: o.maxCallsPerRun,
@@ -297,17 +305,40 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         return undefined
       }
       const spans = buffer.spans.slice()
-      if (surelySuccess(spans) && !Sampling.keep(traceId.value, "success", o.sampleSuccess)) return undefined
+      const sure = surelySuccess(spans)
+      const record = o.records && !(sure && !Sampling.keep(traceId.value, "success", o.sampleSuccess))
+      const exported = exporter !== undefined &&
+        !(sure && !Sampling.keep(traceId.value, "success", exporter.sampleSuccess))
+      if (!record && !exported) return undefined
       try {
         const reduced = reduce({ traceId: traceId.value, spans, droppedSpans: buffer.droppedSpans })
-        if (Option.isNone(reduced) || !Sampling.keep(traceId.value, reduced.value.status, o.sampleSuccess)) {
-          return undefined
-        }
+        if (Option.isNone(reduced)) return undefined
+        if (exported) handOver(exporter, buffer, spans, traceId.value, reduced.value.status)
+        if (!record || !Sampling.keep(traceId.value, reduced.value.status, o.sampleSuccess)) return undefined
         return reduced.value.build(limits)
       } catch (defect) {
         lastCause = Cause.die(defect)
         drop("reduce_failed")
         return undefined
+      }
+    }
+
+    // The spans the exporter has not had yet, when it samples the trace.
+    const handOver = (
+      exporter: TraceExporter.Service,
+      buffer: ExecTracer.TraceBuffer,
+      spans: ReadonlyArray<TraceExporter.EndedSpan>,
+      traceId: TraceId.TraceId,
+      status: ExecutionRecord["status"]
+    ) => {
+      if (buffer.exported >= spans.length || !Sampling.keep(traceId, status, exporter.sampleSuccess)) return
+      const late = buffer.exported > 0
+      const fresh = late ? spans.slice(buffer.exported) : spans
+      buffer.exported = spans.length
+      try {
+        exporter.offer({ traceId, spans: fresh, status, droppedSpans: buffer.droppedSpans, late })
+      } catch {
+        // the exporter counts its own losses; a record must not be lost with them
       }
     }
 
@@ -462,11 +493,17 @@ export const config: Config.Config<{
     )
   })
 
-/** A recorder configured from the environment (see `config`); with `SG_RECORD=off`, `layerDisabled`. */
+/**
+ * A recorder configured from the environment (see `config`); with `SG_RECORD=off`, `layerDisabled`, or, when a
+ * `TraceExporter` is in context, a recorder that only feeds it.
+ */
 export const layerConfig = (
   options: Omit<Options, "sampleSuccess" | "truncate">
 ): Layer.Layer<Recorder, ConfigError.ConfigError> =>
   Layer.unwrapEffect(
-    Effect.map(config, (c) =>
-      c.enabled ? layer({ ...options, sampleSuccess: c.sampleSuccess, truncate: c.truncate }) : layerDisabled)
+    Effect.map(Effect.zip(config, Effect.serviceOption(TraceExporter.TraceExporter)), ([c, exporter]) => {
+      const configured = { ...options, sampleSuccess: c.sampleSuccess, truncate: c.truncate }
+      if (c.enabled) return layer(configured)
+      return Option.isSome(exporter) ? layer({ ...configured, records: false }) : layerDisabled
+    })
   )

@@ -36,3 +36,9 @@ export * as TraceLifecycle from "./TraceLifecycle.js"
 
 /** The orphan watchdog: the sweep loop one replica runs under the lease. */
 export * as TraceWatchdog from "./TraceWatchdog.js"
+
+/** The recorder's export hook: where the spans of each sampled trace go when it ends (`@sg/otel` provides one). */
+export * as TraceExporter from "./TraceExporter.js"
+
+/** The texts records store: values stringified, redacted and cut, errors described. */
+export * as RecordText from "./RecordText.js"

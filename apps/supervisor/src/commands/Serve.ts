@@ -12,7 +12,8 @@
  *    store every second) over them: one set of breakers for the model, the tools, the trace store, `/readyz` and
  *    `/api/status`.
  * 3. `Recorder.layerConfig` saving to the store: it installs its tracer for everything built above it, so the
- *    server's request fibers record; its release flushes what is queued.
+ *    server's request fibers record; its release flushes what is queued. Below it, `Otel.layerConfig`
+ *    (`OTEL_EXPORTER_OTLP_ENDPOINT`; unset: nothing): the recorder hands it each sampled trace, and it flushes after.
  * 4. `NodeHttpServer.layer` over a `node:http` server this module keeps a handle on, listening on `PORT`. Until the
  *    gateway's handler is attached (and once it is detached), that server answers every request itself: 503
  *    `not_ready` with `Retry-After: 1`, since Node would otherwise leave a request with no listener unanswered.
@@ -27,9 +28,11 @@ import * as Command from "@effect/cli/Command"
 import type * as HttpPlatform from "@effect/platform/HttpPlatform"
 import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { AgentRuntime, Provider } from "@sg/agent-runtime"
 import { Gateway, Readiness } from "@sg/gateway"
+import { Otel } from "@sg/otel"
 import { Health, type InvalidBreakerPolicy } from "@sg/resilience"
 import { type InvalidTraceInput, Recorder, TraceId, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer, Runtime } from "effect"
@@ -185,6 +188,15 @@ export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifec
 export const recorderLayer: Layer.Layer<Recorder.Recorder, ConfigError.ConfigError, TraceStore.TraceStore> = Layer
   .unwrapEffect(Effect.map(TraceStore.TraceStore, (store) => Recorder.layerConfig({ save: store.saveExecution })))
 
+/**
+ * OTLP export of sampled traces (`OTEL_EXPORTER_OTLP_ENDPOINT` and the rest; unset: none), over `node:http` with
+ * keep-alive (a quarter of the CPU `fetch` takes per export request).
+ */
+export const otelLayer = Otel.layerConfig.pipe(
+  Layer.provide(NodeHttpClient.layerWithoutAgent),
+  Layer.provide(NodeHttpClient.makeAgentLayer({ keepAlive: true }))
+)
+
 /** Why `sg serve` could not start. */
 export type StartError =
   | ConfigError.ConfigError
@@ -203,6 +215,7 @@ export const layer: Layer.Layer<HttpServer.HttpServer | HttpPlatform.HttpPlatfor
     const served = Gateway.layer().pipe(
       Layer.provideMerge(NodeHttpServer.layer(() => tracked.server, { port: settings.port })),
       Layer.provide(recorderLayer),
+      Layer.provide(otelLayer),
       Layer.provideMerge(servicesLayer)
     )
     return Layer.provideMerge(announce(tracked, settings.shutdownGrace), served)

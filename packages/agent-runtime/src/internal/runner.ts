@@ -231,7 +231,7 @@ const modelCall = (
     Effect.tapError((error) =>
       error instanceof CircuitOpenError ? ExecutionSpan.circuitRejected(breaker) : Effect.void
     ),
-    ExecutionSpan.inference(provider.model, { input }),
+    ExecutionSpan.inference(provider.model, { input, provider: provider.name }),
     Effect.mapError((error) =>
       error instanceof CircuitOpenError || error instanceof UpstreamError
         ? error

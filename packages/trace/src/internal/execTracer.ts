@@ -8,7 +8,7 @@ import type * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import { Attributes } from "../ExecutionSpan.js"
-import type { SpanData } from "./spans.js"
+import type { EndedSpan } from "../TraceExporter.js"
 
 const runIdAttribute = Attributes.runId
 
@@ -16,10 +16,12 @@ const runIdAttribute = Attributes.runId
 export interface TraceBuffer {
   /** The spans' trace id as they carry it: 32 hex digits for a trace id (`TraceId.fromHex`). */
   readonly key: string
-  readonly spans: Array<SpanData>
+  readonly spans: Array<EndedSpan>
   droppedSpans: number
   /** Spans pushed that still count towards the recorder's total (`SpanBudget`); 0 once released. */
   counted: number
+  /** How many of `spans` were handed to the `TraceExporter` (they are never handed over twice). */
+  exported: number
   /** Root spans started and not yet ended: the trace is reduced once this is back at 0. */
   openRoots: number
   /** `open` while roots run; `queued` on the ready list; `done` once reduced (a late span queues it again). */
@@ -102,6 +104,7 @@ export class RecordingSpan implements Tracer.Span {
         spanId: this.inner.spanId,
         parentSpanId: this.parent._tag === "Some" ? this.parent.value.spanId : undefined,
         name: this.inner.name,
+        kind: this.inner.kind,
         attributes: this.inner.attributes,
         startTime: this.startTime,
         endTime,
@@ -166,6 +169,7 @@ export const makeBuffer = (key: string): TraceBuffer => ({
   spans: [],
   droppedSpans: 0,
   counted: 0,
+  exported: 0,
   openRoots: 0,
   state: "open",
   dueAt: 0
