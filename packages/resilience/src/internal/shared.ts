@@ -609,7 +609,8 @@ export const make = (
       const mirror = entry.mirror
       return {
         name: entry.name,
-        state: mirror.state,
+        // Past its cool-down an open breaker admits a trial on its next call: half-open already, said at once.
+        state: mirror.state === "open" && now >= mirror.until ? "half_open" : mirror.state,
         failures: mirror.failures,
         openedAt: mirror.state === "closed" ? Option.none() : Option.some(DateTime.unsafeMake(mirror.openedAt)),
         retryAfter: Duration.millis(retryAfterOf(mirror, now)),
