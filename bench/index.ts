@@ -9,7 +9,8 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   recorder: () => import("./recorder.js"),
   gateway: () => import("./gateway.js"),
   memory: () => import("./memory.js"),
-  readyz: () => import("./readyz.js")
+  readyz: () => import("./readyz.js"),
+  peer: () => import("./peer.js")
 }
 
 const wanted = process.argv.slice(2)

@@ -92,7 +92,11 @@ const settles = (samples: ReadonlyArray<Sample>, ended: number) =>
       last = yield* check
     }
     const settled = (yield* Clock.currentTimeMillis) - ended
-    return { settled, states: last.states, active: last.active }
+    // What an operator would look at for each trace left behind: its whole hash (requests, opening, in_flight, tokens).
+    const left = samples.filter((_, i) => last.states[i] !== "COMPLETED").slice(0, 5)
+    const hashes = yield* Effect.forEach(left, (s) => command("HGETALL", (c) => c.hgetall(`sg:trace:${s.id}`)))
+    const stuck = JSON.stringify(left.map((s, i) => ({ id: s.id, ms: s.ms, hash: hashes[i] })))
+    return { settled, states: last.states, active: last.active, stuck }
   })
 
 describe("Redis blips under a running sg serve", () => {
@@ -115,7 +119,7 @@ describe("Redis blips under a running sg serve", () => {
       expect(stallP99, report.join("; ")).toBeLessThan(2 * normal + 100)
       report.push(`paused p99 ${stallP99}`)
       const afterPause = yield* settles(paused.samples, paused.ended)
-      expect(afterPause.states.filter((s) => s !== "COMPLETED"), "afterPause: " + report.join("; ")).toEqual([])
+      expect(afterPause.states.filter((s) => s !== "COMPLETED"), `afterPause: ${report.join("; ")}; left: ${afterPause.stuck}`).toEqual([])
       expect(afterPause.active).toBe(0)
       report.push(`paused 5 s: p99 ${stallP99} ms over ${during.length} runs; all COMPLETED ${afterPause.settled} ms after`)
 
@@ -126,7 +130,7 @@ describe("Redis blips under a running sg serve", () => {
       }, "3 seconds")
       expect(busy.samples.every((s) => s.status === 200)).toBe(true)
       const afterBusy = yield* settles(busy.samples, busy.ended)
-      expect(afterBusy.states.filter((s) => s !== "COMPLETED"), "afterBusy: " + report.join("; ")).toEqual([])
+      expect(afterBusy.states.filter((s) => s !== "COMPLETED"), `afterBusy: ${report.join("; ")}; left: ${afterBusy.stuck}`).toEqual([])
       expect(afterBusy.active).toBe(0)
       report.push(`busy 3 s: p99 ${p99(busy.samples)} ms; all COMPLETED ${afterBusy.settled} ms after`)
 
@@ -137,7 +141,7 @@ describe("Redis blips under a running sg serve", () => {
       }, "5 seconds")
       expect(oom.samples.every((s) => s.status === 200)).toBe(true)
       const afterOom = yield* settles(oom.samples, oom.ended)
-      expect(afterOom.states.filter((s) => s !== "COMPLETED"), "afterOom: " + report.join("; ")).toEqual([])
+      expect(afterOom.states.filter((s) => s !== "COMPLETED"), `afterOom: ${report.join("; ")}; left: ${afterOom.stuck}`).toEqual([])
       expect(afterOom.active).toBe(0)
       report.push(`out of memory 5 s: p99 ${p99(oom.samples)} ms; all COMPLETED ${afterOom.settled} ms after`)
 

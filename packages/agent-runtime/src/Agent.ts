@@ -1,6 +1,6 @@
 /**
  * Agents as data: a name, instructions (the system prompt), a toolkit with its handlers, the model provider it runs
- * on, a step limit and an overall timeout. `AgentRuntime.layer({ agents })` runs them.
+ * on, a step limit and optionally a timeout of its own. `AgentRuntime.layer({ agents })` runs them.
  */
 import type * as Tool from "@effect/ai/Tool"
 import * as Toolkit from "@effect/ai/Toolkit"
@@ -10,9 +10,6 @@ import type { RunContext } from "./RunContext.js"
 
 /** Model calls a run may make unless its agent says otherwise. */
 export const defaultMaxSteps = 8
-
-/** How long a run may take unless its agent says otherwise. */
-export const defaultTimeout: Duration.Duration = Duration.seconds(60)
 
 /** Tool calls of one step run at once, at most. */
 export const defaultToolConcurrency = 8
@@ -48,8 +45,11 @@ export interface Agent {
   readonly provider: string | undefined
   /** Model calls a run may make; a run whose last allowed call still asks for tools ends with status `error`. */
   readonly maxSteps: number
-  /** How long a run may take in all (sub-agents included) before it fails with `RunTimeout`. */
-  readonly timeout: Duration.Duration
+  /**
+   * How long one run of this agent may take in all (sub-agents included) before it fails with `RunTimeout`; none
+   * when undefined (the default): the run tree's `run_timeout` budget still bounds it.
+   */
+  readonly timeout: Duration.Duration | undefined
   /** Tool calls of one step run at once, at most. */
   readonly toolConcurrency: number
 }
@@ -88,7 +88,7 @@ export const make = <Tools extends Record<string, Tool.Any>>(options: Options<To
     toolNames: Object.keys(options.toolkit.tools),
     provider: options.provider,
     maxSteps: options.maxSteps ?? defaultMaxSteps,
-    timeout: Duration.decode(options.timeout ?? defaultTimeout),
+    timeout: options.timeout === undefined ? undefined : Duration.decode(options.timeout),
     toolConcurrency: options.toolConcurrency ?? defaultToolConcurrency
   }
 }

@@ -1,32 +1,39 @@
 /**
  * The agent runtime's contract: what a run is asked, what it answers, and why it fails. The gateway serves
- * `POST /v1/runs` through this service; `AgentRuntime.layer…` constructors build it over @effect/ai.
+ * `POST /v1/runs` and `POST /v1/chat/completions` through this service; `AgentRuntime.layer…` constructors build it
+ * over @effect/ai.
  *
  * A run: the agent is resolved (`UnknownAgent` lists the known ones), the current trace (`CurrentTrace`; a fresh one
  * when there is none) moves to `INFERRING` through `TraceLifecycle` when both are in context, and the agent's step
- * loop runs as an `agent_run` span. Each step calls the model through the breaker `model:<provider>` as an
- * `inference` span with its token usage; each tool call the model asks for runs through the breaker `tool:<name>` as
- * a `tool` span, and whatever goes wrong with it (a failure, a rejection, a defect) goes back to the model as a tool
- * error while the run goes on. A failing model fails the run with `UpstreamError`, or `CircuitOpenError` once its
- * breaker is open. A run whose last allowed model call still asks for tools ends with status `error` (its output
- * says so); one that outlasts its agent's timeout fails with `RunTimeout`.
- */
+ * loop runs as an `agent_run` span. Each step is a model call over the agent's fallback chain of providers, each try
+ * through the breaker `model:<provider>` as an `inference` span with its provider, attempt and token usage (see
+ * `internal/modelCall.ts`); each tool call the model asks for runs through the breaker `tool:<name>` as a `tool`
+ * span, and whatever goes wrong with it (a failure, a rejection, a defect) goes back to the model as a tool error
+ * while the run goes on. A chain that fails fails the run with `UpstreamError`, or `CircuitOpenError` when every
+ * breaker of it is open. A run whose last allowed model call still asks for tools ends with status `error` (its
+ * output says so); one that outlasts its agent's own timeout fails with `RunTimeout`; a run tree that outspends one
+ * of its budgets (`Budget`) fails with `BudgetExceeded`. */
 import { CircuitBreaker, type CircuitOpenError } from "@sg/resilience"
 import { CurrentTrace, ExecutionRecord, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
-import type * as ConfigError from "effect/ConfigError"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import type * as Agent from "./Agent.js"
+import * as Budget from "./Budget.js"
 import * as DemoAgents from "./DemoAgents.js"
 import type * as DemoModel from "./DemoModel.js"
+import * as Tracker from "./internal/budget.js"
 import * as Runner from "./internal/runner.js"
 import * as Provider from "./Provider.js"
+import type * as RunEvent from "./RunEvent.js"
 
 /** How much metadata a run request may carry: 32 keys of 1 to 64 characters; longer values are cut to 500. */
 export const metadataLimits = { maxKeys: 32, maxKeyLength: 64, maxValueLength: 500 } as const
@@ -118,10 +125,30 @@ export const RunResult = Schema.Struct({
 /** A run's answer. */
 export type RunResult = typeof RunResult.Type
 
-/** The model provider failed (or answered something unusable): the run could not go on. */
+/** One provider's part in a model call that every provider of the chain failed. */
+export const UpstreamAttempt = Schema.Struct({
+  provider: Schema.String,
+  /** The HTTP status it answered, when it answered one. */
+  status: Schema.optional(Schema.Int),
+  message: Schema.String
+})
+
+/**
+ * The model provider failed (or answered something unusable): the run could not go on. `message` names the
+ * provider, the status it answered and its own message; after a fallback chain, `provider` lists the chain and
+ * `attempts` says how each provider failed.
+ */
 export class UpstreamError extends Schema.TaggedError<UpstreamError>("@sg/agent-runtime/UpstreamError")(
   "UpstreamError",
-  { provider: Schema.String, message: Schema.String, cause: Schema.optional(Schema.Defect) }
+  {
+    provider: Schema.String,
+    message: Schema.String,
+    status: Schema.optional(Schema.Int),
+    /** How long the provider asked callers to wait (`Retry-After`), in milliseconds. */
+    retry_after_ms: Schema.optional(Schema.Number),
+    attempts: Schema.optional(Schema.Array(UpstreamAttempt)),
+    cause: Schema.optional(Schema.Defect)
+  }
 ) {}
 
 /** The run took longer than its overall timeout. */
@@ -136,13 +163,34 @@ export class UnknownAgent extends Schema.TaggedError<UnknownAgent>("@sg/agent-ru
   { agent: Schema.String, known: Schema.Array(Schema.String), message: Schema.String }
 ) {}
 
-/** Why a run failed. `CircuitOpenError` means the model provider's breaker is open. */
-export type RunError = UpstreamError | RunTimeout | UnknownAgent | CircuitOpenError
+/** Why a run failed. `CircuitOpenError` means every model provider's breaker is open. */
+export type RunError = UpstreamError | RunTimeout | UnknownAgent | CircuitOpenError | Budget.BudgetExceeded
+
+/** A message before the run's input, as a chat's history gives it. */
+export interface HistoryMessage {
+  readonly role: "system" | "user" | "assistant"
+  readonly content: string
+}
+
+/** How to run, beyond the request. */
+export interface RunOptions {
+  /**
+   * Messages before the input (a chat's history, oldest first): after the agent's instructions, before the input.
+   */
+  readonly history?: ReadonlyArray<HistoryMessage> | undefined
+  /** Hears the run's events as they happen (see `RunEvent`); the run waits for it. */
+  readonly onEvent?: RunEvent.Listener | undefined
+  /**
+   * Whether `onEvent` also hears the model's text as it streams (`text.delta`): a streamed run. Once some text went
+   * out, what the client read cannot be taken back, so that model call no longer falls back to another provider.
+   */
+  readonly textDeltas?: boolean | undefined
+}
 
 /** Runs agents. */
 export interface Service {
   /** Runs one agent (the default one when `agent` is absent) on `input`, under the current trace. */
-  readonly run: (request: RunRequest) => Effect.Effect<RunResult, RunError>
+  readonly run: (request: RunRequest, options?: RunOptions) => Effect.Effect<RunResult, RunError>
   /** The agents this runtime knows. */
   readonly agents: ReadonlyArray<string>
   /** The agent a request without `agent` runs. */
@@ -163,21 +211,34 @@ export interface Options {
   readonly agents: ReadonlyArray<Agent.Agent>
   /** The agent a request without `agent` runs; defaults to the first. */
   readonly defaultAgent?: string | undefined
-  /** Providers agents may name besides the `ModelProvider` in context (the default one). */
+  /** Providers agents may name besides those of the `ModelProvider` chain in context. */
   readonly providers?: ReadonlyArray<Provider.Provider> | undefined
-  /** A model call slower than this fails (as `UpstreamError`) and counts against its breaker; 30 seconds. */
+  /** A model call slower than this (its whole answer) fails and counts against its breaker; 60 seconds. */
   readonly modelTimeout?: Duration.DurationInput | undefined
+  /** A provider that sends no output this long after the call is skipped for the next one; 10 seconds. */
+  readonly firstTokenTimeout?: Duration.DurationInput | undefined
   /** How many sub-agents deep runs may nest; 3. */
   readonly maxDepth?: number | undefined
+  /** What each run tree may spend (`Budget.defaults` for what is left out). */
+  readonly budgets?: Budget.Input | undefined
 }
 
 /** Defaults of `Options`. */
 export const defaults = {
-  modelTimeout: Duration.seconds(30),
+  modelTimeout: Duration.seconds(60),
+  firstTokenTimeout: Duration.seconds(10),
   maxDepth: 3
 } as const
 
 const agentName = /^[A-Za-z0-9_.-]{1,64}$/
+
+const positiveDuration = (name: string, input: Duration.DurationInput | undefined): string | undefined => {
+  if (input === undefined) return undefined
+  const duration = Duration.decode(input)
+  return Duration.isFinite(duration) && Duration.toMillis(duration) > 0
+    ? undefined
+    : `${name} must be finite and positive`
+}
 
 const validate = (options: Options, providers: ReadonlyMap<string, Provider.Provider>): string | undefined => {
   if (options.agents.length === 0) return "at least one agent is required"
@@ -191,7 +252,7 @@ const validate = (options: Options, providers: ReadonlyMap<string, Provider.Prov
     if (!Number.isInteger(agent.toolConcurrency) || agent.toolConcurrency < 1) {
       return `${where}: toolConcurrency must be an integer >= 1`
     }
-    if (!Duration.isFinite(agent.timeout) || Duration.toMillis(agent.timeout) <= 0) {
+    if (agent.timeout !== undefined && (!Duration.isFinite(agent.timeout) || Duration.toMillis(agent.timeout) <= 0)) {
       return `${where}: timeout must be finite and positive`
     }
     if (agent.provider !== undefined && !providers.has(agent.provider)) {
@@ -205,42 +266,43 @@ const validate = (options: Options, providers: ReadonlyMap<string, Provider.Prov
   if (options.maxDepth !== undefined && (!Number.isInteger(options.maxDepth) || options.maxDepth < 0)) {
     return "maxDepth must be an integer >= 0"
   }
-  if (options.modelTimeout !== undefined) {
-    const timeout = Duration.decode(options.modelTimeout)
-    if (!Duration.isFinite(timeout) || Duration.toMillis(timeout) <= 0) {
-      return "modelTimeout must be finite and positive"
-    }
-  }
-  return undefined
+  return positiveDuration("modelTimeout", options.modelTimeout) ??
+    positiveDuration("firstTokenTimeout", options.firstTokenTimeout) ??
+    Budget.validate(Budget.fromInput(options.budgets))
 }
 
 /**
  * Builds the runtime: checks the agents, builds their toolkits and finds their providers. Needs the breakers and the
- * default `ModelProvider`; uses the `TraceIdGenerator` in context when there is one (at build or at run time) to
- * mint trace ids for runs made outside any trace, else the process-wide one.
+ * default `ModelProvider` chain; uses the `TraceIdGenerator` in context when there is one (at build or at run time)
+ * to mint trace ids for runs made outside any trace, else the process-wide one.
  */
 export const make = (
   options: Options
 ): Effect.Effect<Service, InvalidAgents, CircuitBreaker.CircuitBreaker | Provider.ModelProvider> =>
   Effect.gen(function*() {
     const breakers = yield* CircuitBreaker.CircuitBreaker
-    const defaultProvider = yield* Provider.ModelProvider
-    const providers = new Map<string, Provider.Provider>([[defaultProvider.name, defaultProvider]])
+    const chain = yield* Provider.ModelProvider
+    const providers = new Map<string, Provider.Provider>()
+    for (const provider of chain.providers) providers.set(provider.name, provider)
     for (const provider of options.providers ?? []) providers.set(provider.name, provider)
     const invalid = validate(options, providers)
     if (invalid !== undefined) return yield* new InvalidAgents({ message: invalid })
     const agents = new Map<string, Runner.Resolved>()
     for (const agent of options.agents) {
       const tools = yield* agent.tools
-      const provider = agent.provider === undefined ? defaultProvider : providers.get(agent.provider)!
-      agents.set(agent.name, { agent, tools, provider })
+      const chosen = agent.provider === undefined ? chain.providers : [providers.get(agent.provider)!] as const
+      agents.set(agent.name, { agent, tools, providers: chosen })
     }
     const env: Runner.Env = {
       agents,
-      breakers,
-      modelTimeout: Duration.decode(options.modelTimeout ?? defaults.modelTimeout),
+      model: {
+        breakers,
+        modelTimeout: Duration.decode(options.modelTimeout ?? defaults.modelTimeout),
+        firstTokenTimeout: Duration.decode(options.firstTokenTimeout ?? defaults.firstTokenTimeout)
+      },
       maxDepth: options.maxDepth ?? defaults.maxDepth
     }
+    const budgets = Budget.fromInput(options.budgets)
     const defaultAgent = options.defaultAgent ?? options.agents[0]!.name
     const builtGenerator = yield* Effect.serviceOption(TraceIdGenerator.TraceIdGenerator).pipe(
       Effect.flatMap(Option.match({ onNone: () => TraceIdGenerator.make, onSome: Effect.succeed }))
@@ -249,7 +311,7 @@ export const make = (
       Effect.flatMap((generator) => Option.getOrElse(generator, () => builtGenerator).next)
     )
 
-    const run = (request: RunRequest): Effect.Effect<RunResult, RunError> =>
+    const run = (request: RunRequest, runOptions?: RunOptions): Effect.Effect<RunResult, RunError> =>
       Effect.gen(function*() {
         const resolved = yield* Runner.resolve(env, request.agent ?? defaultAgent)
         const current = yield* CurrentTrace.traceId
@@ -258,13 +320,18 @@ export const make = (
           if (Option.isSome(lifecycle)) yield* lifecycle.value.transition("INFERRING")
         }
         const traceId = Option.isSome(current) ? current.value : yield* mint
-        const result = Runner.runAgent(env, {
+        const tracker = yield* Tracker.make(budgets)
+        const result = Runner.runRoot(env, {
           resolved,
           input: request.input,
+          history: runOptions?.history ?? [],
           conversationId: request.conversation_id,
           metadata: request.metadata ?? {},
           depth: 0,
-          traceId
+          traceId,
+          tracker,
+          onEvent: runOptions?.onEvent,
+          textDeltas: runOptions?.textDeltas === true
         })
         return yield* inTrace(traceId, result)
       })
@@ -287,7 +354,7 @@ const inTrace = <A, E>(id: TraceId.TraceId, effect: Effect.Effect<A, E>): Effect
   )
 }
 
-/** The runtime over the breakers and the default `ModelProvider` in context. */
+/** The runtime over the breakers and the default `ModelProvider` chain in context. */
 export const layer = (
   options: Options
 ): Layer.Layer<AgentRuntime, InvalidAgents, CircuitBreaker.CircuitBreaker | Provider.ModelProvider> =>
@@ -295,16 +362,33 @@ export const layer = (
 
 /** The demo agents (`assistant`, `researcher`) on the demo model; needs only the breakers. */
 export const layerDemo = (
-  options?: DemoModel.Options
+  options?: DemoModel.Options,
+  runtime?: Omit<Options, "agents">
 ): Layer.Layer<AgentRuntime, InvalidAgents, CircuitBreaker.CircuitBreaker> =>
-  layer({ agents: DemoAgents.agents }).pipe(Layer.provide(Provider.layerDemo(options)))
+  layer({ ...runtime, agents: DemoAgents.agents }).pipe(Layer.provide(Provider.layerDemo(options)))
+
+/** `SG_FIRST_TOKEN_TIMEOUT` (10 seconds) and the budgets (`Budget.config`), as runtime options. */
+export const optionsConfig: Config.Config<Omit<Options, "agents">> = Config.all({
+  firstTokenTimeout: Config.mapOrFail(
+    Config.duration("SG_FIRST_TOKEN_TIMEOUT").pipe(Config.withDefault(defaults.firstTokenTimeout)),
+    (timeout) =>
+      Duration.isFinite(timeout) && Duration.greaterThan(timeout, Duration.zero)
+        ? Either.right(timeout)
+        : Either.left(
+          ConfigError.InvalidData(["SG_FIRST_TOKEN_TIMEOUT"], "must be a finite duration greater than zero")
+        )
+  ).pipe(Config.withDescription("how long a model provider may stay silent before the next one is asked")),
+  budgets: Budget.config
+})
 
 /**
- * The demo agents on the provider `SG_MODEL` picks (`demo`, or `openai` with `OPENAI_API_KEY`, `OPENAI_BASE_URL`,
- * `SG_MODEL_NAME`; see `Provider.config`); needs only the breakers.
+ * The demo agents on the chain `SG_MODEL` names (see `Provider.config`), with `SG_FIRST_TOKEN_TIMEOUT` and the
+ * budgets `SG_MAX_STEPS`, `SG_MAX_TOKENS`, `SG_RUN_TIMEOUT`, `SG_MAX_SUBAGENTS`; needs only the breakers.
  */
 export const layerConfig: Layer.Layer<
   AgentRuntime,
   ConfigError.ConfigError | InvalidAgents,
   CircuitBreaker.CircuitBreaker
-> = layer({ agents: DemoAgents.agents }).pipe(Layer.provide(Provider.layerConfig))
+> = Layer.unwrapEffect(
+  Effect.map(optionsConfig, (options) => layer({ ...options, agents: DemoAgents.agents }))
+).pipe(Layer.provide(Provider.layerConfig))

@@ -36,8 +36,7 @@ export interface Options {
   readonly latency?: Duration.DurationInput | undefined
 }
 
-/** The demo model as a `LanguageModel` service. */
-export const make = (options?: Options): Effect.Effect<LanguageModel.Service> => {
+const params = (options?: Options): Pick<LanguageModel.ConstructorParams, "generateText"> => {
   const latency = Duration.decode(options?.latency ?? Duration.zero)
   const generate = (provider: LanguageModel.ProviderOptions) =>
     Effect.gen(function*() {
@@ -74,10 +73,25 @@ export const make = (options?: Options): Effect.Effect<LanguageModel.Service> =>
       })
       return parts
     })
-  return LanguageModel.make({
-    generateText: generate,
-    streamText: (provider) => Stream.flatMap(generate(provider), (parts) => Stream.fromIterable(toStream(parts)))
-  })
+  return { generateText: generate }
+}
+
+/** The demo model as a `LanguageModel` service. */
+export const make = (options?: Options): Effect.Effect<LanguageModel.Service> =>
+  Effect.map(makeWithStream(options), ({ languageModel }) => languageModel)
+
+/** The demo model, and its own stream under the `LanguageModel` (see `Provider.stream`). */
+export const makeWithStream = (options?: Options): Effect.Effect<{
+  readonly languageModel: LanguageModel.Service
+  readonly stream: LanguageModel.ConstructorParams["streamText"]
+}> => {
+  const { generateText } = params(options)
+  const stream: LanguageModel.ConstructorParams["streamText"] = (provider) =>
+    Stream.flatMap(generateText(provider), (parts) => Stream.fromIterable(toStream(parts)))
+  return Effect.map(LanguageModel.make({ generateText, streamText: stream }), (languageModel) => ({
+    languageModel,
+    stream
+  }))
 }
 
 /** One token per four characters, at least one. */

@@ -5,6 +5,7 @@
  * model made up is `other`.
  */
 import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
@@ -127,3 +128,15 @@ export const runStatus = (exit: Exit.Exit<{ readonly status: RunStatus }, unknow
 /** Counts one ended run of `agent`. */
 export const recordRun = (agent: string, status: RunStatus): void =>
   runs.unsafeUpdate(1, labels("agent", agent, "status", status))
+
+/** Runs `self` and hands its exit and how long it took (seconds, on `Clock`) to `observe`. */
+export const timed = <A, E, R>(
+  self: Effect.Effect<A, E, R>,
+  observe: (exit: Exit.Exit<A, E>, seconds: number) => void
+): Effect.Effect<A, E, R> =>
+  Effect.clockWith((clock) => {
+    const start = clock.unsafeCurrentTimeNanos()
+    return Effect.onExit(self, (exit) =>
+      Effect.sync(() => observe(exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)))
+  })
+

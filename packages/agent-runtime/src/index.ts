@@ -7,8 +7,17 @@ export * as Agent from "./Agent.js"
 /** What a tool handler can reach of its run: its identity, the request's metadata, and sub-agents. */
 export * as RunContext from "./RunContext.js"
 
-/** Model providers (`demo`, `openai`) and `SG_MODEL` configuration. */
+/** Model providers (`demo`, `openai`, `openai-compat`, `anthropic`), fallback chains and `SG_MODEL`. */
 export * as Provider from "./Provider.js"
+
+/** A `LanguageModel` over the OpenAI Chat Completions wire format (Ollama, vLLM, llama.cpp, LM Studio, ...). */
+export * as OpenAiCompat from "./OpenAiCompat.js"
+
+/** Budgets of a run tree (`SG_MAX_STEPS`, `SG_MAX_TOKENS`, `SG_RUN_TIMEOUT`, `SG_MAX_SUBAGENTS`). */
+export * as Budget from "./Budget.js"
+
+/** What a run reports while it runs: the events the gateway streams. */
+export * as RunEvent from "./RunEvent.js"
 
 /** The offline, deterministic demo model. */
 export * as DemoModel from "./DemoModel.js"

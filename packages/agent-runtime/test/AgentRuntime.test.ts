@@ -4,7 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Agent, AgentRuntime, DemoAgents, Provider, RunContext } from "@sg/agent-runtime"
 import { CircuitBreaker, CircuitOpenError } from "@sg/resilience"
 import { CurrentTrace, ExecutionSpan, TraceId, TraceLifecycle, TraceStore } from "@sg/trace"
-import { Duration, Effect, Fiber, Layer, Option, Ref, Schema, TestClock } from "effect"
+import { Duration, Effect, Fiber, Layer, Option, Ref, Schema, Stream, TestClock } from "effect"
 import { calls, demoRuntime, fail, scriptedRuntime, text, type Turn } from "./utils/scripted.js"
 
 class BackendDown extends Schema.TaggedError<BackendDown>()("BackendDown", { message: Schema.String }) {}
@@ -197,11 +197,11 @@ describe("AgentRuntime", () => {
         })
       ], callOnceThenReport))))
 
-    it.effect("the default limits are 8 steps and 60 seconds", () =>
+    it.effect("the default limits are 8 steps and no timeout of the agent's own (the tree's budget has one)", () =>
       Effect.sync(() => {
         const agent = Agent.withoutTools({ name: "plain", instructions: "" })
         expect(agent.maxSteps).toBe(8)
-        expect(Duration.toMillis(agent.timeout)).toBe(60_000)
+        expect(agent.timeout).toBeUndefined()
       }))
   })
 
@@ -292,13 +292,13 @@ describe("AgentRuntime", () => {
         expect(error.message).toBe("model provider \"broken\" failed unexpectedly")
       }).pipe(Effect.provide(
         AgentRuntime.layer({ agents: [Agent.withoutTools({ name: "plain", instructions: "" })] }).pipe(
-          Layer.provide(Layer.succeed(Provider.ModelProvider, {
+          Layer.provide(Provider.layerChain({
             name: "broken",
             model: "broken-1",
             languageModel: {
               generateText: () => Effect.die(new Error("boom")),
               generateObject: () => Effect.die(new Error("boom")),
-              streamText: () => Effect.die(new Error("boom"))
+              streamText: () => Stream.die(new Error("boom"))
             } as unknown as Provider.Provider["languageModel"]
           })),
           Layer.provideMerge(CircuitBreaker.layer())
@@ -311,7 +311,7 @@ describe("AgentRuntime", () => {
         expect(error).toMatchObject({
           _tag: "UpstreamError",
           provider: "scripted",
-          message: "model provider \"scripted\" failed: Scripted.generateText: rate limited"
+          message: "model provider \"scripted\" failed: Scripted.streamText: rate limited"
         })
       }).pipe(Effect.provide(scriptedRuntime([
         Agent.withoutTools({ name: "plain", instructions: "" })

@@ -8,7 +8,8 @@ import { demoRuntime } from "./utils/scripted.js"
 /** Runs `program` on the demo runtime under a recorder keeping every record, flushes, and returns what was saved. */
 const recorded = <A, E>(
   program: Effect.Effect<A, E, AgentRuntime.AgentRuntime | CircuitBreaker.CircuitBreaker>,
-  options?: Parameters<typeof demoRuntime>[0]
+  options?: Parameters<typeof demoRuntime>[0],
+  runtime?: Parameters<typeof demoRuntime>[1]
 ) =>
   Effect.gen(function*() {
     const records: Array<ExecutionRecord.ExecutionRecord> = []
@@ -18,7 +19,7 @@ const recorded = <A, E>(
       const exit = yield* Effect.exit(program)
       yield* Effect.flatMap(Recorder.Recorder, (r) => r.flush)
       return exit
-    }).pipe(Effect.provide(Layer.merge(recorder, demoRuntime(options))))
+    }).pipe(Effect.provide(Layer.merge(recorder, demoRuntime(options, runtime))))
     return { exit, records }
   })
 
@@ -138,34 +139,40 @@ describe("execution records of demo runs", () => {
       })
       expect(records[0]!.runs[0]!.inference_calls[0]).toMatchObject({
         status: "error",
-        error: "UnknownError: DemoModel.generateText: the demo provider is unavailable (the input asked it to fail)"
+        provider: "demo",
+        attempt: 1,
+        error: "UpstreamError: model provider \"demo\" failed: DemoModel.generateText: the demo provider is " +
+          "unavailable (the input asked it to fail)"
       })
       expect(records[3]).toMatchObject({ status: "error" })
       expect(records[3]!.error).toMatch(/^CircuitOpenError: /)
       expect(records[3]!.runs[0]!.inference_calls[0]).toMatchObject({ status: "error", circuit: "model:demo" })
     }))
 
-  it.effect("a timed-out run is recorded with status timeout", () =>
+  it.effect("a run tree past its time budget is recorded with its partial runs", () =>
     Effect.gen(function*() {
       const { exit, records } = yield* recorded(
         Effect.gen(function*() {
           const fiber = yield* Effect.fork(run("research timeouts with 2 researchers"))
           yield* Effect.yieldNow()
-          yield* TestClock.adjust("60 seconds")
+          yield* TestClock.adjust("20 seconds")
           return yield* fiber
         }),
-        { latency: "25 seconds" }
+        { latency: "9 seconds" },
+        { budgets: { runTimeout: "20 seconds" } }
       )
       expect(exit._tag).toBe("Failure")
       expect(records).toHaveLength(1)
-      expect(records[0]!.status).toBe("timeout")
+      expect(records[0]!.status).toBe("error")
       expect(records[0]!.runs.map((r) => [r.agent_id, r.status])).toEqual([
-        ["assistant", "timeout"],
+        ["assistant", "error"],
         ["researcher", "success"],
         ["researcher", "success"]
       ])
-      expect(records[0]!.runs[0]!.error).toBe("RunTimeout: agent \"assistant\" did not finish within 1m")
-      // The first model call answered at 25 s, the researchers at 50 s; the summary was cut off at 60 s.
+      expect(records[0]!.runs[0]!.error).toBe(
+        "BudgetExceeded: run budget exceeded: run_timeout (SG_RUN_TIMEOUT=20s): the run tree did not finish within 20s"
+      )
+      // The first model call answered at 9 s, the researchers at 18 s; the summary was cut off at 20 s.
       expect(records[0]!.runs[0]!.inference_calls.map((c) => [c.status, c.interrupted])).toEqual([
         ["success", undefined],
         ["error", true]

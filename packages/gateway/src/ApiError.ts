@@ -25,10 +25,26 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>("@sg/ga
   { limit_bytes: Schema.Number, message: Schema.String }
 ) {}
 
-/** The model provider failed, so the run could not finish. */
+/** How one provider of a fallback chain failed. */
+export const ProviderFailure = Schema.Struct({
+  provider: Schema.String,
+  status: Schema.optional(Schema.Int),
+  message: Schema.String
+})
+
+/**
+ * The model provider failed, so the run could not finish; after a fallback chain, `attempts` says how each provider
+ * failed.
+ */
 export class UpstreamFailed extends Schema.TaggedError<UpstreamFailed>("@sg/gateway/UpstreamFailed")(
   "UpstreamFailed",
-  { provider: Schema.String, message: Schema.String }
+  { provider: Schema.String, message: Schema.String, attempts: Schema.optional(Schema.Array(ProviderFailure)) }
+) {}
+
+/** The run tree outspent one of its budgets (`budget`: `max_steps`, `max_tokens`, `run_timeout`, `max_subagents`). */
+export class BudgetExceeded extends Schema.TaggedError<BudgetExceeded>("@sg/gateway/BudgetExceeded")(
+  "BudgetExceeded",
+  { budget: Schema.String, limit: Schema.Number, message: Schema.String }
 ) {}
 
 /** A circuit breaker on the run's path is open; `retry_after` is what is left of its cool-down in seconds. */
@@ -69,6 +85,7 @@ export const codes = {
   NotFound: "not_found",
   PayloadTooLarge: "payload_too_large",
   UpstreamFailed: "upstream_error",
+  BudgetExceeded: "budget_exceeded",
   CircuitOpen: "circuit_open",
   Timeout: "timeout",
   NotReady: "not_ready",
@@ -82,6 +99,7 @@ export type ApiError =
   | NotFound
   | PayloadTooLarge
   | UpstreamFailed
+  | BudgetExceeded
   | CircuitOpen
   | Timeout
   | NotReady
@@ -116,6 +134,8 @@ export const NotFoundJson = wire(NotFound, "NotFound", codes.NotFound, 404)
 export const PayloadTooLargeJson = wire(PayloadTooLarge, "PayloadTooLarge", codes.PayloadTooLarge, 413)
 /** 502 `upstream_error`. */
 export const UpstreamFailedJson = wire(UpstreamFailed, "UpstreamFailed", codes.UpstreamFailed, 502)
+/** 422 `budget_exceeded`. */
+export const BudgetExceededJson = wire(BudgetExceeded, "BudgetExceeded", codes.BudgetExceeded, 422)
 /** 503 `circuit_open` (the `Retry-After` header is set beside it). */
 export const CircuitOpenJson = wire(CircuitOpen, "CircuitOpen", codes.CircuitOpen, 503)
 /** 504 `timeout`. */
@@ -136,6 +156,8 @@ export const codeOfStatus = (status: number): string => {
       return codes.NotFound
     case 413:
       return codes.PayloadTooLarge
+    case 422:
+      return codes.BudgetExceeded
     case 499:
       return "client_closed_request"
     case 500:

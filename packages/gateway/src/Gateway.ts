@@ -16,29 +16,28 @@
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
-import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpApp from "@effect/platform/HttpApp"
 import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { AgentRuntime } from "@sg/agent-runtime"
 import { RedisClient } from "@sg/redis"
-import type { CircuitOpenError } from "@sg/resilience"
 import { CircuitBreaker } from "@sg/resilience"
 import type { TraceIdGenerator } from "@sg/trace"
-import { TraceLifecycle, TraceRecord, TraceStore, TraceWatchdog } from "@sg/trace"
+import { TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as ApiError from "./ApiError.js"
+import * as ChatCompletions from "./ChatCompletions.js"
 import { Api } from "./GatewayApi.js"
 import * as Ingress from "./Ingress.js"
-import { readJson } from "./internal/body.js"
 import * as Issues from "./internal/issues.js"
+import * as Runs from "./internal/runs.js"
 import * as Prometheus from "./Prometheus.js"
 import * as Readiness from "./Readiness.js"
 import * as Viewer from "./Viewer.js"
@@ -65,72 +64,11 @@ export const defaults = {
 const storeUnavailable = (error: { readonly message: string }) =>
   new ApiError.StoreUnavailable({ message: `the trace store cannot be read: ${error.message}` })
 
-const isObject = (u: unknown): boolean => typeof u === "object" && u !== null && !Array.isArray(u)
-
-const decodeRunRequest = Schema.decodeUnknown(AgentRuntime.RunRequest)
-
-/** Seconds for `Retry-After`: rounded up, at least 1; undefined while the breaker is held open with no end. */
-const retryAfterSeconds = (retryAfter: Duration.Duration): number | undefined =>
-  Duration.isFinite(retryAfter) ? Math.max(1, Math.ceil(Duration.toMillis(retryAfter) / 1000)) : undefined
-
-const circuitOpen = (error: CircuitOpenError): Effect.Effect<never, ApiError.CircuitOpen> => {
-  const seconds = retryAfterSeconds(error.retryAfter)
-  const failure = Effect.fail(
-    new ApiError.CircuitOpen({ breaker: error.name, retry_after: seconds ?? null, message: error.message })
-  )
-  return seconds === undefined ? failure : Effect.zipRight(
-    HttpApp.appendPreResponseHandler((_, response) =>
-      Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", String(seconds)))
-    ),
-    failure
-  )
-}
-
-/** A metadata key naming a field sg writes itself (the store's or the ingress's) is refused, naming it. */
-const checkMetadata = (
-  request: AgentRuntime.RunRequest
-): Effect.Effect<AgentRuntime.RunRequest, ApiError.BadRequest> => {
-  if (request.metadata === undefined) return Effect.succeed(request)
-  for (const key of Object.keys(request.metadata)) {
-    if (TraceRecord.reservedFields.has(key) || Ingress.ownFields.has(key)) {
-      return Effect.fail(
-        Issues.badRequest([{
-          path: ["metadata", key],
-          message: `"${key}" is a field sg writes itself in the trace's lifecycle record`
-        }], "body")
-      )
-    }
-  }
-  return Effect.succeed(request)
-}
-
 const runsLive = (maxBodyBytes: number) =>
   HttpApiBuilder.group(Api, "runs", (handlers) =>
     Effect.map(Effect.zip(AgentRuntime.AgentRuntime, TraceLifecycle.TraceLifecycle), ([runtime, lifecycle]) =>
-      // Raw: the body is read and decoded here, so that every way it can be bad answers 400 or 413 (see readJson).
-      handlers.handleRaw("create", ({ request }) =>
-        readJson(request, maxBodyBytes).pipe(
-          Effect.flatMap((body) =>
-            isObject(body)
-              ? Effect.mapError(decodeRunRequest(body), (error) => Issues.fromParseError(error, "body"))
-              : Effect.fail(new ApiError.BadRequest({ field: "body", message: "body: must be a JSON object" }))
-          ),
-          Effect.flatMap(checkMetadata),
-          // The lifecycle record was created before the body was read: the metadata joins it now (best effort).
-          Effect.tap((run) => run.metadata === undefined ? Effect.void : lifecycle.annotate(run.metadata)),
-          Effect.flatMap(runtime.run),
-          Effect.catchTags({
-            UpstreamError: (error) =>
-              Effect.fail(new ApiError.UpstreamFailed({ provider: error.provider, message: error.message })),
-            RunTimeout: (error) =>
-              Effect.fail(new ApiError.Timeout({ timeout_ms: error.timeout_ms, message: error.message })),
-            UnknownAgent: (error) =>
-              Effect.fail(Issues.badRequest([{ path: ["agent"], message: error.message }], "body")),
-            CircuitOpenError: circuitOpen
-          })
-        )
-      )
-    ))
+      // Raw: the body is read and decoded there, so that every way it can be bad answers 400 or 413 (see readJson).
+      handlers.handleRaw("create", ({ request }) => Runs.handle(runtime, lifecycle, request, maxBodyBytes))))
 
 const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
   Effect.map(TraceStore.TraceStore, (store) =>
@@ -298,6 +236,7 @@ export const layerApi = (
   HttpApiBuilder.api(Api).pipe(
     Layer.provide([
       runsLive(options?.maxBodyBytes ?? defaults.maxBodyBytes),
+      ChatCompletions.layer(options?.maxBodyBytes ?? defaults.maxBodyBytes),
       tracesLive,
       opsLive(Duration.decode(options?.readinessTimeout ?? defaults.readinessTimeout)),
       viewerLive,

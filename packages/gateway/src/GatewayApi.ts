@@ -12,6 +12,7 @@ import { CircuitBreaker, Health as HealthIndicators } from "@sg/resilience"
 import { ExecutionRecord, TraceId, TraceRecord, TraceWatchdog } from "@sg/trace"
 import * as Schema from "effect/Schema"
 import * as ApiError from "./ApiError.js"
+import * as OpenAiWire from "./OpenAiWire.js"
 import * as Prometheus from "./Prometheus.js"
 
 /** `GET /api/traces` query: `status`, `agent`, `limit` (1 to 100, 20 by default), `cursor` (a `next_cursor`). */
@@ -80,15 +81,40 @@ export const Readiness = Schema.Struct({
 /** `GET /metrics` answer: the Prometheus text exposition. */
 export const MetricsText = HttpApiSchema.Text({ contentType: Prometheus.contentType })
 
-/** `POST /v1/runs`: run an agent. */
+/** `POST /v1/runs` body: a run request, and `stream: true` for server-sent events. */
+export const RunBody = Schema.extend(
+  AgentRuntime.RunRequest,
+  Schema.Struct({ stream: Schema.optional(Schema.Boolean) })
+)
+
+/**
+ * `POST /v1/runs`: run an agent. With `stream: true` (or `accept: text/event-stream`), the answer is an event stream
+ * (`text/event-stream`: `run.started`, `text.delta`, `tool.started`, `tool.finished`, `run.finished` / `run.failed`)
+ * instead of the JSON `RunResult`; a run that fails before its first output answers its error status either way.
+ */
 export const runs = HttpApiGroup.make("runs").add(
   HttpApiEndpoint.post("create", "/v1/runs")
-    .setPayload(AgentRuntime.RunRequest)
+    .setPayload(RunBody)
     .addSuccess(AgentRuntime.RunResult)
     .addError(ApiError.UpstreamFailedJson)
     .addError(ApiError.CircuitOpenJson)
     .addError(ApiError.TimeoutJson)
+    .addError(ApiError.BudgetExceededJson)
 )
+
+/**
+ * The OpenAI-compatible routes (`ChatCompletions`): Chat Completions with `model` = an sg agent, and the agents as
+ * models. Their errors are OpenAI's `{error: {message, type, param, code}}` (`OpenAiWire.ErrorBody`), with the
+ * statuses of the other routes.
+ */
+export const openai = HttpApiGroup.make("openai")
+  .add(
+    HttpApiEndpoint.post("chatCompletions", "/v1/chat/completions")
+      .setPayload(OpenAiWire.ChatCompletionRequest)
+      .addSuccess(OpenAiWire.ChatCompletion)
+  )
+  .add(HttpApiEndpoint.get("models", "/v1/models").addSuccess(OpenAiWire.ModelList))
+  .add(HttpApiEndpoint.get("model", "/v1/models/:model").setPath(OpenAiWire.ModelPath).addSuccess(OpenAiWire.Model))
 
 /** The execution records: list them, open one. */
 export const traces = HttpApiGroup.make("traces")
@@ -129,6 +155,7 @@ export const viewer = HttpApiGroup.make("viewer")
  */
 export class Api extends HttpApi.make("sg")
   .add(runs)
+  .add(openai)
   .add(traces)
   .add(ops)
   .add(viewer)

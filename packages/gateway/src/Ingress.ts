@@ -9,19 +9,27 @@
  *   Serve the app with the platform's own tracer off (`HttpMiddleware.withTracerDisabledWhen(() => true)`, as
  *   `serve` does): it would otherwise open a span around this one from a loosely parsed `traceparent`.
  * - `CurrentTrace` is provided to the app.
- * - Lifecycle, for the requests `options.lifecycle` picks (by default the agent runs, `POST /v1/runs`):
+ * - Lifecycle, for the requests `options.lifecycle` picks (by default the agent runs, `POST /v1/runs` and
+ *   `POST /v1/chat/completions`):
  *   `TraceLifecycle.begin` (`RECEIVED`; metadata `method`, `route`, `platform` and `channel` from `x-sg-platform` /
  *   `x-sg-channel`) before the app runs, `EGRESS` once its response is ready, then `COMPLETED`, or `ERRORED` with
  *   `error` = the error code for a status of 400 and up. All of them best effort (`TraceLifecycle` swallows failures
  *   behind the `trace-store` breaker), all before the response leaves, so a client that reads the trace next finds
  *   it finished.
- * - A traced request whose client went away (the platform answers 499) has its server span marked
- *   `ExecutionSpan.cancelled`, so its execution record is an error, `cancelled`, kept whatever the sampling rate.
  * - Every response carries `x-trace-id` and `traceparent` (the server span's id, flags `01` or the caller's sampled
  *   bit; never the W3C random flag), failures the app leaves to the server included.
  * - Metrics: `sg_http_requests_total` and `sg_http_request_duration_seconds`, by method, route and status.
+ * - A streamed response (an event stream): the span, the metrics and the lifecycle end when its body ends, not when
+ *   its headers are ready; the app tells a stream that broke off through `StreamOutcome` (the lifecycle then ends
+ *   `ERRORED` with that code), and a client that went away mid-stream ends it `ERRORED` with `client_closed_request`
+ *   (status 499 in the metrics).
+ * - A traced request whose client went away (the platform answers 499) has its server span marked
+ *   `ExecutionSpan.cancelled`, so its execution record is an error, `cancelled`, kept whatever the sampling rate.
+ * - One trace id may arrive on several requests: each request's lifecycle writes go on a lane of its own
+ *   (`TraceLifecycle.begin`), carried in `CurrentTrace`, so none overwrites another's.
  */
 import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -29,10 +37,13 @@ import { CurrentTrace, ExecutionSpan, TraceId, TraceIdGenerator, TraceLifecycle 
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as FiberId from "effect/FiberId"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as ApiError from "./ApiError.js"
 
@@ -42,10 +53,18 @@ export interface Options {
   readonly lifecycle?: ((request: HttpServerRequest.HttpServerRequest) => boolean) | undefined
 }
 
+/**
+ * How a streamed response ended, as its app tells the ingress: `fail(code)` when the stream broke off with an error
+ * after its 200 went out. Provided to the app for every request.
+ */
+export class StreamOutcome extends Context.Tag("@sg/gateway/Ingress/StreamOutcome")<StreamOutcome, {
+  readonly fail: (code: string) => void
+}>() {}
+
 /** The middleware: the app with tracing, lifecycle, trace headers and request metrics around it. */
 export type Middleware = <E, R>(
   app: HttpApp.Default<E, R>
-) => HttpApp.Default<E, Exclude<R, CurrentTrace.CurrentTrace>>
+) => HttpApp.Default<E, Exclude<R, CurrentTrace.CurrentTrace | StreamOutcome>>
 
 /** The path of a request URL, without its query. */
 export const pathOf = (url: string): string => {
@@ -53,9 +72,12 @@ export const pathOf = (url: string): string => {
   return query === -1 ? url : url.slice(0, query)
 }
 
-/** The default lifecycle predicate: `POST /v1/runs`. */
-export const isAgentRun = (request: HttpServerRequest.HttpServerRequest): boolean =>
-  request.method === "POST" && pathOf(request.url) === "/v1/runs"
+/** The default lifecycle predicate: the agent runs, `POST /v1/runs` and `POST /v1/chat/completions`. */
+export const isAgentRun = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  if (request.method !== "POST") return false
+  const path = pathOf(request.url)
+  return path === "/v1/runs" || path === "/v1/chat/completions"
+}
 
 /** Requests served, by `method`, `route` (the route template, or `unmatched`) and `status`. */
 export const requests = Metric.counter("sg_http_requests_total", {
@@ -129,12 +151,6 @@ const placeholderSpanId = (hex: string): string => {
 
 const cut = (value: string, max: number): string => (value.length > max ? value.slice(0, max) : value)
 
-/**
- * The lifecycle fields the ingress writes itself (`method`, `route`, `platform`, `channel` at the start, `error` at
- * the end): a request's own metadata may not use them, any more than the store's `TraceRecord.reservedFields`.
- */
-export const ownFields: ReadonlySet<string> = new Set(["method", "route", "platform", "channel", "error"])
-
 const metadataOf = (request: HttpServerRequest.HttpServerRequest, path: string): Record<string, string> => {
   const metadata: Record<string, string> = { method: request.method, route: cut(path, 256) }
   const platform = headerOf(request, "x-sg-platform")
@@ -146,14 +162,24 @@ const metadataOf = (request: HttpServerRequest.HttpServerRequest, path: string):
 
 const decoder = new TextDecoder()
 
-/** The `error` of a JSON error body, else the code of its status. */
+/**
+ * The lifecycle fields the ingress writes itself (`method`, `route`, `platform`, `channel` at the start, `error` at
+ * the end): a request's own metadata may not use them, any more than the store's `TraceRecord.reservedFields`.
+ */
+export const ownFields: ReadonlySet<string> = new Set(["method", "route", "platform", "channel", "error"])
+
+/** The `error` of a JSON error body (or the `error.code` of an OpenAI-shaped one), else the code of its status. */
 const errorCodeOf = (response: HttpServerResponse.HttpServerResponse): string => {
   const body = response.body
   if (body._tag === "Uint8Array" && body.contentType.includes("json") && body.body.length <= 65_536) {
     try {
       const parsed: unknown = JSON.parse(decoder.decode(body.body))
-      if (typeof parsed === "object" && parsed !== null && "error" in parsed && typeof parsed.error === "string") {
-        return parsed.error
+      if (typeof parsed === "object" && parsed !== null && "error" in parsed) {
+        const error = parsed.error
+        if (typeof error === "string") return error
+        if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
+          return error.code
+        }
       }
     } catch {
       // not JSON after all: fall back to the status
@@ -187,7 +213,7 @@ export const make = (
           sampled: (flags & 1) === 1
         })
         const spanOptions = { parent, kind: "server", captureStackTrace: false } as const
-        return Effect.useSpan(`http.server ${request.method}`, spanOptions, (span) => {
+        return Effect.flatMap(Effect.makeSpan(`http.server ${request.method}`, spanOptions), (span) => {
           span.attribute("http.request.method", request.method)
           span.attribute("url.path", path)
           const userAgent = headerOf(request, "user-agent")
@@ -196,19 +222,29 @@ export const make = (
             ? span.spanId
             : placeholderSpanId(hex)
           const headers = { "x-trace-id": traceId, traceparent: TraceId.toTraceparent(traceId, spanId, flags) }
-          // One context for everything the request runs: the server span as parent, the trace (and the lifecycle
-          // opening this request belongs to) as CurrentTrace.
-          const base = Context.make(Tracer.ParentSpan, span)
+          const streamFailure: { code: string | undefined } = { code: undefined }
+          // One context for everything the request runs: the server span as parent, the trace (and this request's
+          // lifecycle lane) as CurrentTrace.
+          const base = Context.make(Tracer.ParentSpan, span).pipe(
+            Context.add(StreamOutcome, {
+              fail: (code) => {
+                streamFailure.code ??= code
+              }
+            })
+          )
           const contextOf = (lane: CurrentTrace.RequestLane | undefined) =>
             Context.add(base, CurrentTrace.CurrentTrace, { traceId, lane })
 
           return Effect.clockWith((clock) => {
             const start = clock.unsafeCurrentTimeNanos()
+            const endSpan = (exit: Exit.Exit<unknown, unknown>) =>
+              Effect.sync(() => span.end(clock.unsafeCurrentTimeNanos(), exit))
+            let streaming = false
             const serve = (lane: CurrentTrace.RequestLane | undefined) => {
               const extra = contextOf(lane)
               const inTrace = <A, E1, R1>(effect: Effect.Effect<A, E1, R1>) => Effect.provide(effect, extra)
-              const done = (response: HttpServerResponse.HttpServerResponse) => {
-                const status = response.status
+              /** Metrics and lifecycle for an answer of `status`; `error` is the code of a failed one. */
+              const done = (status: number, error: () => string) => {
                 span.attribute("http.response.status_code", status)
                 // The platform's 499: the client went away and the app was interrupted. The run's record says so.
                 if (record && status === 499) ExecutionSpan.cancelled(span)
@@ -216,22 +252,58 @@ export const make = (
                 const labels = labelsOf(request.method, typeof route === "string" ? route : "unmatched", status)
                 requests.unsafeUpdate(1, labels)
                 requestDuration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)
+                const failed = status >= 400 || streamFailure.code !== undefined
                 return lane !== undefined
                   ? inTrace(
                     Effect.zipRight(
                       lifecycle.transition("EGRESS"),
-                      status < 400
-                        ? lifecycle.finish(lane, "COMPLETED")
-                        : lifecycle.finish(lane, "ERRORED", { error: errorCodeOf(response) })
+                      failed
+                        ? lifecycle.finish(lane, "ERRORED", { error: streamFailure.code ?? error() })
+                        : lifecycle.finish(lane, "COMPLETED")
                     )
                   )
                   : Effect.void
               }
+              const answered = (response: HttpServerResponse.HttpServerResponse) =>
+                done(response.status, () => errorCodeOf(response))
+              /**
+               * A streamed body: the bookkeeping waits for its end, or for the client to go away. Should the server
+               * never start the body (the client left first), the request scope's closing does it.
+               */
+              const deferToEnd = (response: HttpServerResponse.HttpServerResponse) =>
+                Effect.flatMap(Effect.serviceOption(Scope.Scope), (scope) => {
+                  const body = response.body
+                  if (body._tag !== "Stream") return Effect.succeed(response)
+                  streaming = true
+                  let ended = false
+                  const end = (exit: Exit.Exit<unknown, unknown>) => {
+                    if (ended) return Effect.void
+                    ended = true
+                    const gone = Exit.isInterrupted(exit)
+                    if (gone) streamFailure.code ??= ApiError.codeOfStatus(499)
+                    return done(gone ? 499 : response.status, () => ApiError.codeOfStatus(response.status)).pipe(
+                      Effect.zipRight(endSpan(exit))
+                    )
+                  }
+                  const stream = Stream.ensuringWith(body.stream, end)
+                  const deferred = HttpServerResponse.setBody(
+                    response,
+                    HttpBody.stream(stream, body.contentType, body.contentLength)
+                  )
+                  return Option.isNone(scope)
+                    ? Effect.succeed(deferred)
+                    : Effect.as(
+                      Scope.addFinalizer(scope.value, Effect.suspend(() => end(Exit.interrupt(FiberId.none)))),
+                      deferred
+                    )
+                })
               const respond = (exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>) =>
                 Exit.isSuccess(exit)
-                  ? Effect.as(done(exit.value), HttpServerResponse.setHeaders(exit.value, headers))
+                  ? exit.value.body._tag === "Stream"
+                    ? deferToEnd(HttpServerResponse.setHeaders(exit.value, headers))
+                    : Effect.as(answered(exit.value), HttpServerResponse.setHeaders(exit.value, headers))
                   : Effect.flatMap(HttpServerError.causeResponse(exit.cause), ([response]) =>
-                    done(response).pipe(
+                    answered(response).pipe(
                       // The server turns the failure into its response later: set the headers on that one.
                       Effect.zipRight(
                         HttpApp.appendPreResponseHandler((_, failed) =>
@@ -242,12 +314,14 @@ export const make = (
                     ))
               return Effect.flatMap(Effect.exit(inTrace(app)), respond)
             }
-            return record
+            return (record
               ? Effect.flatMap(
                 Effect.provide(lifecycle.begin(traceId, metadataOf(request, path)), contextOf(undefined)),
                 serve
               )
-              : serve(undefined)
+              : serve(undefined)).pipe(
+                Effect.onExit((exit) => streaming && Exit.isSuccess(exit) ? Effect.void : endSpan(exit))
+              )
           })
         })
       }
@@ -261,6 +335,6 @@ export const make = (
           return adopted === undefined
             ? Effect.flatMap(generator.next, (traceId) => handle(app, request, traceId, undefined))
             : handle(app, request, adopted.traceId, adopted)
-        }) as HttpApp.Default<E, Exclude<R, CurrentTrace.CurrentTrace>>
+        }) as HttpApp.Default<E, Exclude<R, CurrentTrace.CurrentTrace | StreamOutcome>>
     }
   )

@@ -15,3 +15,12 @@ export * as Prometheus from "./Prometheus.js"
 
 /** Whether this replica can serve (`/readyz`), from state a background check keeps. */
 export * as Readiness from "./Readiness.js"
+
+/** The OpenAI-compatible routes: `POST /v1/chat/completions`, `GET /v1/models`. */
+export * as ChatCompletions from "./ChatCompletions.js"
+
+/** The OpenAI wire format of those routes, as schemas. */
+export * as OpenAiWire from "./OpenAiWire.js"
+
+/** Streaming a run as server-sent events, holding the response until its first output. */
+export * as Sse from "./Sse.js"

@@ -194,7 +194,7 @@ export const toOtlpSpans = (trace: EndedTrace, options: Options): Array<OtlpSpan
     }
     return undefined
   }
-  const providerOf = (all: ReadonlyArray<EndedSpan>) => str(first(all, A.provider, A.system))
+  const providerOf = (all: ReadonlyArray<EndedSpan>) => str(first(all, A.providerName, A.system))
 
   // A run's provider: that of its earliest model call.
   const runProviders = new Map<EndedSpan, { readonly provider: string; readonly start: bigint }>()

@@ -162,7 +162,7 @@ describe("failures", () => {
       expect(run!.events.map((e) => e.name)).toEqual(["exception"])
       const [chat] = named("chat demo")
       expect(chat!.status.code).toBe(2)
-      expect(chat!.attributes["error.type"]).toBe("UnknownError")
+      expect(chat!.attributes["error.type"]).toBe("UpstreamError")
       const [root] = named("POST /v1/runs")
       expect(root!.attributes["sg.sampling.reason"]).toBe("error")
     }))

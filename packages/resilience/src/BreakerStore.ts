@@ -115,6 +115,8 @@ export interface Service {
   ) => Effect.Effect<Snapshot, BreakerStoreError>
   /** Holds the breaker open, for every replica, until `reset`. */
   readonly isolate: (name: string, policy: Policy) => Effect.Effect<Snapshot, BreakerStoreError>
+  /** Holds it open at least `millis` from now, unless isolated or open for longer already. */
+  readonly openFor: (name: string, policy: Policy, millis: number) => Effect.Effect<Snapshot, BreakerStoreError>
   /** Closes the breaker for every replica and forgets its history. */
   readonly reset: (name: string, policy: Policy) => Effect.Effect<Snapshot, BreakerStoreError>
   /** Every change any replica makes, from now until the scope closes. */
@@ -227,6 +229,8 @@ export const makeMemory = (options?: MemoryOptions): Effect.Effect<MemoryStore> 
       settle: (name, policy, generation, token, outcome) =>
         plain(name, policy, (record, now) => Record.settle(record, policy, now, generation, token, outcome)),
       isolate: (name, policy) => plain(name, policy, (record, now) => Record.isolate(record, policy, now)),
+      openFor: (name, policy, millis) =>
+        plain(name, policy, (record, now) => Record.openFor(record, policy, now, millis)),
       reset: (name, policy) => plain(name, policy, (record, now) => Record.reset(record, policy, now)),
       subscribe: PubSub.subscribe(hub),
       isAvailable: () => available,

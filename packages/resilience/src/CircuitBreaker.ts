@@ -92,6 +92,12 @@ export interface Service {
       effect: Effect.Effect<A, E, R>
     ) => Effect.Effect<A, E | CircuitOpenError, R>
   }
+  /**
+   * Opens the breaker for at least `duration` from now (an upstream asked for that long, e.g. a 429's
+   * `Retry-After`): calls are rejected until then, then a trial decides as after any cool-down. An isolated breaker,
+   * or one already open for longer, is left as it is.
+   */
+  readonly openFor: (name: string, duration: Duration.DurationInput) => Effect.Effect<void>
   /** Holds the breaker open, rejecting every call, until `reset`. */
   readonly isolate: (name: string) => Effect.Effect<void>
   /** Closes the breaker and forgets its failures (and any isolation). */
@@ -176,6 +182,11 @@ export const make = (options?: BreakerPolicy.Options): Effect.Effect<Service, In
 
     return CircuitBreaker.of({
       protect: protect as Service["protect"],
+      openFor: (name, duration) => {
+        const millis = Duration.toMillis(Duration.decode(duration))
+        return command(name, (breaker, now) =>
+          Number.isFinite(millis) && millis > 0 ? Machine.openUntil(breaker.state, now, now + millis) : breaker.state)
+      },
       isolate: (name) => command(name, (breaker, now) => Machine.isolate(breaker.state, now)),
       reset: (name) => command(name, (breaker) => Machine.reset(breaker.state, breaker.policy)),
       status: (name) =>

@@ -64,6 +64,10 @@ export const InferenceCall = Schema.Struct({
   ...callFields,
   /** The model asked for (`gen_ai.request.model`), else the one that answered. */
   model: Schema.NullOr(Schema.String),
+  /** The provider asked (`gen_ai.provider.name`), when known. */
+  provider: Schema.optional(Schema.String),
+  /** Which try of its model call this was (1 for the first provider of a fallback chain), when known. */
+  attempt: Schema.optional(Schema.Int.pipe(Schema.positive())),
   tokens: Tokens
 }).annotations({ identifier: "InferenceCall" })
 
@@ -97,7 +101,10 @@ export const Run = Schema.Struct({
   interrupted: Schema.optional(Schema.Literal(true)),
   started_at: Timestamp,
   duration_ms: Millis,
-  /** Model calls made by this run (its own, not its sub-agents'), counted before any were dropped. */
+  /**
+   * Model calls made by this run (its own, not its sub-agents'), counted before any were dropped; the later tries of
+   * a fallback chain belong to the step of their first.
+   */
   steps: Schema.NonNegativeInt,
   /** Tokens of this run's own model calls, counted before any were dropped. */
   tokens: Tokens,

@@ -6,10 +6,10 @@
  *   `sg.conversation_id`. Every span inside it (down to the next agent run) belongs to that run.
  * - a tool call: `sg.kind = "tool"`, `sg.tool`, `sg.call_id`, `sg.input`, `sg.output` (else the success value).
  *   @effect/ai's `Toolkit.handle` spans are recognized too (attributes `tool`, `parameters`).
- * - a model call: `sg.kind = "inference"`, `gen_ai.request.model`, `gen_ai.provider.name`,
- *   `gen_ai.usage.input_tokens` / `gen_ai.usage.output_tokens`. @effect/ai's `LanguageModel.*` spans carry these
- *   already; a model span nested in another (a runtime's span around `LanguageModel.generateText`) is folded into the
- *   outer one, not counted twice.
+ * - a model call: `sg.kind = "inference"`, `gen_ai.request.model`, `gen_ai.provider.name`, `sg.attempt` (its try
+ *   in a fallback chain), `gen_ai.usage.input_tokens` / `gen_ai.usage.output_tokens`. @effect/ai's
+ *   `LanguageModel.*` spans carry these already; a model span nested in another (a runtime's span around
+ *   `LanguageModel.generateText`) is folded into the outer one, not counted twice.
  * - a breaker rejection: `sg.circuit = <breaker name>` on the rejected span (a `CircuitOpenError` failing the call
  *   is recognized by itself).
  * - a cancelled request: `sg.cancelled = true` on the root span of a request whose client went away (`cancelled`):
@@ -36,7 +36,8 @@ export const Attributes = {
   cancelled: "sg.cancelled",
   operation: "gen_ai.operation.name",
   system: "gen_ai.system",
-  provider: "gen_ai.provider.name",
+  providerName: "gen_ai.provider.name",
+  attempt: "sg.attempt",
   requestModel: "gen_ai.request.model",
   responseModel: "gen_ai.response.model",
   inputTokens: "gen_ai.usage.input_tokens",
@@ -122,7 +123,7 @@ export interface CallOptions {
 
 const callAttributes = (base: Record<string, unknown>, options: CallOptions | undefined) => {
   if (options?.callId !== undefined) base[Attributes.callId] = options.callId
-  if (options?.provider !== undefined) base[Attributes.provider] = options.provider
+  if (options?.provider !== undefined) base[Attributes.providerName] = options.provider
   if (options?.input !== undefined) base[Attributes.input] = options.input
   return base
 }
@@ -139,17 +140,23 @@ export const tool = (name: string, options?: CallOptions) =>
     captureStackTrace: false
   })
 
+/** What a model call is, beyond its model. */
+export interface InferenceOptions extends CallOptions {
+  /** Which try of the model call this is (1 for the first provider of a fallback chain). */
+  readonly attempt?: number | undefined
+}
+
 /** Runs `self` as one model call; report its tokens from inside with `usage`. */
-export const inference = (model: string, options?: CallOptions) =>
-<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.withSpan(self, `chat ${model}`, {
-    attributes: callAttributes({
-      [Attributes.kind]: Kinds.inference,
-      [Attributes.operation]: "chat",
-      [Attributes.requestModel]: model
-    }, options),
-    captureStackTrace: false
-  })
+export const inference = (model: string, options?: InferenceOptions) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+  const attributes = callAttributes({
+    [Attributes.kind]: Kinds.inference,
+    [Attributes.operation]: "chat",
+    [Attributes.requestModel]: model
+  }, options)
+  if (options?.attempt !== undefined) attributes[Attributes.attempt] = options.attempt
+  return Effect.withSpan(self, `chat ${model}`, { attributes, captureStackTrace: false })
+}
 
 /** Records a model call's token usage on the current span. */
 export const usage = (tokens: { readonly input: number; readonly output: number }): Effect.Effect<void> =>

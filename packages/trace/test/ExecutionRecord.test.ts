@@ -52,6 +52,31 @@ describe("ExecutionRecord reduction", () => {
         .not.toBe(runKey({ conversationId: "c", agentId: "a", runId: "2" }))
     }))
 
+  it.effect("each try of a model call is its own inference call, naming its provider and attempt", () =>
+    Effect.gen(function*() {
+      const tries = Effect.gen(function*() {
+        yield* Effect.exit(Effect.fail("503 overloaded").pipe(
+          ExecutionSpan.inference("gpt-4o-mini", { provider: "openai-compat", attempt: 1 })
+        ))
+        yield* ExecutionSpan.usage({ input: 7, output: 3 }).pipe(
+          ExecutionSpan.inference("claude-haiku", { provider: "anthropic", attempt: 2 })
+        )
+        yield* ExecutionSpan.inference("demo")(Effect.void)
+      }).pipe(ExecutionSpan.agentRun({ agentId: "assistant" }), inTrace(traceId))
+      const record = build(yield* spansOf(tries))
+      const calls = record.runs[0]!.inference_calls
+      expect(calls.map((c) => [c.provider, c.model, c.attempt, c.status, c.tokens.input])).toEqual([
+        ["openai-compat", "gpt-4o-mini", 1, "error", 0],
+        ["anthropic", "claude-haiku", 2, "success", 7],
+        [undefined, "demo", undefined, "success", 0]
+      ])
+      expect(Object.keys(calls[2]!)).not.toContain("provider")
+      // Two model calls (steps): the second try of the first is not a step of its own.
+      expect(record.runs[0]!.steps).toBe(2)
+      expect(record.runs[0]!.tokens).toEqual({ input: 7, output: 3 })
+      expect(Schema.decodeUnknownSync(ExecutionRecord.ExecutionRecord)(record)).toEqual(record)
+    }))
+
   it.effect("a run keeps at most maxCallsPerRun calls, the first and the last, and says how many it dropped", () =>
     Effect.gen(function*() {
       const program = Effect.forEach(

@@ -155,7 +155,9 @@ const drain = (tracked: Tracked, grace: Duration.Duration, readiness: Readiness.
   })
 
 const describeModel = (settings: Provider.Settings): string =>
-  settings.kind === "demo" ? "demo (offline)" : `openai ${settings.model} at ${settings.baseUrl}`
+  settings.length === 1
+    ? Provider.describe(settings[0])
+    : `${settings.map(Provider.describe).join(", then ")} (fallback chain)`
 
 /** Logs where the server listens and what it runs on; its release drains the server. */
 const announce = (tracked: Tracked, grace: Duration.Duration) =>

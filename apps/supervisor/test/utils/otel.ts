@@ -76,7 +76,23 @@ const answer = (text: string) => ({
   }
 })
 
-/** A fake OpenAI endpoint on a free loopback port answering every `POST /v1/responses` with `text`. */
+/** The same answer as the Responses API streams it (`stream: true`), event by event. */
+const streamed = (text: string): string => {
+  const whole = answer(text)
+  const [item] = whole.output
+  const events: Array<[string, Record<string, unknown>]> = [
+    ["response.created", { response: { ...whole, status: "in_progress", output: [], usage: null } }],
+    ["response.output_item.added", { output_index: 0, item: { ...item, status: "in_progress", content: [] } }],
+    ["response.output_text.delta", { item_id: item!.id, output_index: 0, content_index: 0, delta: text, logprobs: [] }],
+    ["response.output_item.done", { output_index: 0, item }],
+    ["response.completed", { response: whole }]
+  ]
+  return events.map(([type, fields], n) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: n, ...fields })}\n\n`
+  ).join("")
+}
+
+/** A fake OpenAI endpoint on a free loopback port answering every `POST /v1/responses` with `text` (streamed when asked). */
 export const fakeOpenAi = (text: string) =>
   Effect.acquireRelease(
     Effect.async<{ readonly baseUrl: string; readonly received: Array<ModelRequest>; readonly server: Http.Server }>(
@@ -91,8 +107,14 @@ export const fakeOpenAi = (text: string) =>
               traceparent: typeof raw === "string" ? raw : undefined,
               body: JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}")
             })
-            res.writeHead(200, { "content-type": "application/json" })
-            res.end(JSON.stringify(answer(text)))
+            const body = received[received.length - 1]!.body
+            if (body["stream"] === true) {
+              res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" })
+              res.end(streamed(text))
+            } else {
+              res.writeHead(200, { "content-type": "application/json" })
+              res.end(JSON.stringify(answer(text)))
+            }
           })
         })
         server.listen(0, "127.0.0.1", () => {

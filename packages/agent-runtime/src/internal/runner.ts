@@ -1,37 +1,39 @@
 /**
- * One agent run: its span, its step loop (model call, then the tool calls it asked for, until it answers, reaches its
- * step limit or runs out of time), and the sub-agents its tools spawn.
+ * One agent run: its span, its step loop (a model call over its provider chain, then the tool calls it asked for,
+ * until it answers, reaches its step limit or runs out of time or budget), and the sub-agents its tools spawn. The
+ * root run (depth 0) also reports its events and is bounded by its tree's budgets.
  */
-import type * as LanguageModel from "@effect/ai/LanguageModel"
 import * as Prompt from "@effect/ai/Prompt"
-import type * as Response from "@effect/ai/Response"
-import type * as Tool from "@effect/ai/Tool"
-import { type CircuitBreaker, CircuitOpenError, CircuitTimeoutError } from "@sg/resilience"
+import { CircuitOpenError, CircuitTimeoutError } from "@sg/resilience"
 import { ExecutionSpan, type TraceId } from "@sg/trace"
+import type * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Agent from "../Agent.js"
-import { type RunError, type RunResult, RunTimeout, UnknownAgent, UpstreamError } from "../AgentRuntime.js"
+import { type HistoryMessage, type RunError, type RunResult, RunTimeout, UnknownAgent } from "../AgentRuntime.js"
+import type { BudgetExceeded } from "../Budget.js"
 import type * as Provider from "../Provider.js"
 import * as RuntimeMetrics from "../RuntimeMetrics.js"
+import type * as RunEvent from "../RunEvent.js"
 import { RunContext, type Service as RunContextService, SpawnRefused, type SpawnRequest } from "../RunContext.js"
+import type * as Tracker from "./budget.js"
+import * as ModelCall from "./modelCall.js"
 
-/** An agent ready to run: its tools built and its provider found. */
+/** An agent ready to run: its tools built and its providers found. */
 export interface Resolved {
   readonly agent: Agent.Agent
   readonly tools: Agent.ToolSet
-  readonly provider: Provider.Provider
+  /** The fallback chain its model calls go to. */
+  readonly providers: Arr.NonEmptyReadonlyArray<Provider.Provider>
 }
 
 /** What every run of one runtime shares. */
 export interface Env {
   readonly agents: ReadonlyMap<string, Resolved>
-  readonly breakers: CircuitBreaker.Service
-  readonly modelTimeout: Duration.Duration
+  readonly model: ModelCall.Env
   readonly maxDepth: number
 }
 
@@ -39,11 +41,19 @@ export interface Env {
 export interface RunInput {
   readonly resolved: Resolved
   readonly input: string
+  /** Messages before the input (a chat's history). */
+  readonly history: ReadonlyArray<HistoryMessage>
   /** Undefined: the enclosing run's (a sub-agent's parent's). */
   readonly conversationId: string | undefined
   readonly metadata: Readonly<Record<string, string>>
   readonly depth: number
   readonly traceId: TraceId.TraceId
+  /** The run tree's spending, shared with every sub-agent. */
+  readonly tracker: Tracker.Tracker
+  /** Hears the run's events; only the root run has one. */
+  readonly onEvent: RunEvent.Listener | undefined
+  /** Whether `onEvent` hears text deltas (a streamed run). */
+  readonly textDeltas: boolean
 }
 
 /** The run's last allowed model call still asked for tools. */
@@ -52,17 +62,6 @@ class StepLimitReached extends Schema.TaggedError<StepLimitReached>()("StepLimit
   steps: Schema.Int,
   message: Schema.String
 }) {}
-
-/** Runs `self` and hands its exit and how long it took (seconds, on `Clock`) to `observe`. */
-const timed = <A, E, R>(
-  self: Effect.Effect<A, E, R>,
-  observe: (exit: Exit.Exit<A, E>, seconds: number) => void
-): Effect.Effect<A, E, R> =>
-  Effect.clockWith((clock) => {
-    const start = clock.unsafeCurrentTimeNanos()
-    return Effect.onExit(self, (exit) =>
-      Effect.sync(() => observe(exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9)))
-  })
 
 /** The agent `name`, or `UnknownAgent` naming the known ones. */
 export const resolve = (env: Env, name: string): Effect.Effect<Resolved, UnknownAgent> => {
@@ -74,6 +73,26 @@ export const resolve = (env: Env, name: string): Effect.Effect<Resolved, Unknown
   )
 }
 
+/** What a root run's body is bounded by: its tree's time budget, and any budget hit anywhere in the tree. */
+const withinBudget = <A, E>(
+  tracker: Tracker.Tracker,
+  work: Effect.Effect<A, E>
+): Effect.Effect<A, E | BudgetExceeded> =>
+  Effect.raceFirst(
+    Effect.timeoutFail(work, { duration: tracker.budgets.runTimeout, onTimeout: tracker.timedOut }),
+    tracker.tripped
+  )
+
+/** Runs the root run of a request: `runAgent`, then `run.finished` with the tree's usage. */
+export const runRoot = (env: Env, run: RunInput): Effect.Effect<RunResult, RunError> =>
+  runAgent(env, run).pipe(
+    Effect.tap((result) =>
+      run.onEvent === undefined
+        ? Effect.void
+        : run.onEvent({ type: "run.finished", result, usage: run.tracker.usage() })
+    )
+  )
+
 /** Runs one agent run, as its own `agent_run` span. */
 export const runAgent = (env: Env, run: RunInput): Effect.Effect<RunResult, RunError> => {
   const agent = run.resolved.agent
@@ -81,6 +100,10 @@ export const runAgent = (env: Env, run: RunInput): Effect.Effect<RunResult, RunE
     const steps = { count: 0 }
     const current = yield* ExecutionSpan.currentRun
     const runId = Option.match(current, { onNone: () => "", onSome: (r) => r.runId })
+    const emit = run.depth === 0 ? run.onEvent : undefined
+    if (emit !== undefined) {
+      yield* emit({ type: "run.started", trace_id: run.traceId, run_id: runId, agent: agent.name })
+    }
     const context: RunContextService = {
       agent: agent.name,
       runId,
@@ -93,16 +116,19 @@ export const runAgent = (env: Env, run: RunInput): Effect.Effect<RunResult, RunE
           concurrency: options?.concurrency ?? "unbounded"
         })
     }
-    const output = yield* loop(env, run, context, steps).pipe(
-      Effect.timeoutFail({
-        duration: agent.timeout,
+    let work: Effect.Effect<string, RunError | StepLimitReached> = loop(env, run, context, steps, emit)
+    const timeout = agent.timeout
+    if (timeout !== undefined) {
+      work = Effect.timeoutFail(work, {
+        duration: timeout,
         onTimeout: () =>
           new RunTimeout({
-            timeout_ms: Duration.toMillis(agent.timeout),
-            message: `agent "${agent.name}" did not finish within ${Duration.format(agent.timeout)}`
+            timeout_ms: Duration.toMillis(timeout),
+            message: `agent "${agent.name}" did not finish within ${Duration.format(timeout)}`
           })
       })
-    )
+    }
+    const output = yield* (run.depth === 0 ? withinBudget(run.tracker, work) : work)
     yield* ExecutionSpan.output(output)
     return { trace_id: run.traceId, run_id: runId, status: "success" as const, output, steps: steps.count }
   })
@@ -131,43 +157,67 @@ const spawn = (env: Env, parent: RunInput, request: SpawnRequest) =>
       })
     }
     const resolved = yield* resolve(env, request.agent)
+    yield* parent.tracker.spawn
     return yield* runAgent(env, {
       resolved,
       input: request.input,
+      history: [],
       conversationId: undefined,
       metadata: parent.metadata,
       depth,
-      traceId: parent.traceId
+      traceId: parent.traceId,
+      tracker: parent.tracker,
+      onEvent: undefined,
+      textDeltas: false
     })
   })
 
-type ToolCall = Response.ToolCallPart<string, unknown>
+type ToolCall = ModelCall.ToolCall
 
-/** The tool calls of a response (their types were erased with the agent's tools; the `type` tag tells them apart). */
-const toolCallsOf = (content: ReadonlyArray<{ readonly type: string }>): Array<ToolCall> => {
-  const calls: Array<ToolCall> = []
-  for (const part of content) if (part.type === "tool-call") calls.push(part as unknown as ToolCall)
-  return calls
+const initialPrompt = (agent: Agent.Agent, history: ReadonlyArray<HistoryMessage>, input: string): Prompt.Prompt => {
+  const messages: Array<Prompt.Message> = []
+  if (agent.instructions !== "") messages.push(Prompt.makeMessage("system", { content: agent.instructions }))
+  for (const message of history) {
+    const text = [Prompt.makePart("text", { text: message.content })]
+    messages.push(
+      message.role === "system"
+        ? Prompt.makeMessage("system", { content: message.content })
+        : message.role === "user"
+        ? Prompt.makeMessage("user", { content: text })
+        : Prompt.makeMessage("assistant", { content: text })
+    )
+  }
+  messages.push(Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: input })] }))
+  return Prompt.fromMessages(messages)
 }
 
 const loop = (
   env: Env,
   run: RunInput,
   context: RunContextService,
-  steps: { count: number }
-): Effect.Effect<string, UpstreamError | CircuitOpenError | StepLimitReached> =>
+  steps: { count: number },
+  emit: RunEvent.Listener | undefined
+): Effect.Effect<string, RunError | StepLimitReached> =>
   Effect.gen(function*() {
     const { agent, tools } = run.resolved
-    const messages: Array<Prompt.Message> = []
-    if (agent.instructions !== "") messages.push(Prompt.makeMessage("system", { content: agent.instructions }))
-    messages.push(Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: run.input })] }))
-    let prompt = Prompt.fromMessages(messages)
+    const hooks: ModelCall.Hooks = emit === undefined ? {} : {
+      onDelta: run.textDeltas ? (delta) => emit({ type: "text.delta", run_id: context.runId, delta }) : undefined,
+      onAttempt: (attempt) => emit({ type: "model.attempt", run_id: context.runId, ...attempt })
+    }
+    let prompt = initialPrompt(agent, run.history, run.input)
     let stepInput: unknown = run.input
     for (;;) {
-      const response = yield* modelCall(env, run.resolved, prompt, stepInput)
+      yield* run.tracker.step
+      const answer = yield* ModelCall.call(
+        env.model,
+        run.resolved.providers,
+        { prompt, toolkit: tools.toolkit, input: stepInput },
+        hooks
+      )
       steps.count++
-      const calls = toolCallsOf(response.content).filter((call) => !call.providerExecuted)
-      if (calls.length === 0) return response.text
+      yield* run.tracker.tokens(answer.usage.input, answer.usage.output)
+      const calls = answer.toolCalls
+      if (calls.length === 0) return answer.text
       if (steps.count >= agent.maxSteps) {
         return yield* new StepLimitReached({
           run_id: context.runId,
@@ -177,70 +227,30 @@ const loop = (
           }) after ${steps.count} model calls`
         })
       }
-      const results = yield* Effect.forEach(calls, (call) => toolCall(env, tools, call, context), {
+      const results = yield* Effect.forEach(calls, (call) => toolCall(env, tools, call, context, emit), {
         concurrency: agent.toolConcurrency
       })
-      prompt = Prompt.merge(prompt, Prompt.fromResponseParts(response.content)).pipe(
-        Prompt.merge(Prompt.fromMessages([Prompt.makeMessage("tool", { content: results })]))
+      const asked: Array<Prompt.AssistantMessagePart> = answer.text === ""
+        ? []
+        : [Prompt.makePart("text", { text: answer.text })]
+      for (const call of calls) {
+        asked.push(Prompt.makePart("tool-call", {
+          id: call.id,
+          name: call.name,
+          params: call.params,
+          providerExecuted: false
+        }))
+      }
+      prompt = Prompt.merge(
+        prompt,
+        Prompt.fromMessages([
+          Prompt.makeMessage("assistant", { content: asked }),
+          Prompt.makeMessage("tool", { content: results })
+        ])
       )
       stepInput = results.map((result) => ({ tool: result.name, isFailure: result.isFailure, result: result.result }))
     }
   })
-
-const describeResponse = (response: LanguageModel.GenerateTextResponse<Record<string, Tool.Any>>): string => {
-  const calls = toolCallsOf(response.content)
-  if (calls.length === 0) return response.text
-  const asked = calls.map((call) => `${call.name}(${JSON.stringify(call.params)})`).join(", ")
-  return response.text === "" ? `tool calls: ${asked}` : `${response.text}\ntool calls: ${asked}`
-}
-
-const firstLine = (text: string): string => text.split("\n", 1)[0]!
-
-const modelCall = (
-  env: Env,
-  resolved: Resolved,
-  prompt: Prompt.Prompt,
-  input: unknown
-): Effect.Effect<LanguageModel.GenerateTextResponse<Record<string, Tool.Any>>, UpstreamError | CircuitOpenError> => {
-  const provider = resolved.provider
-  const breaker = `model:${provider.name}`
-  const upstream = (message: string, cause: unknown) =>
-    new UpstreamError({ provider: provider.name, message: `model provider "${provider.name}" ${message}`, cause })
-  const called = env.breakers.protect(breaker, { timeout: env.modelTimeout })(
-    provider.languageModel.generateText({ prompt, toolkit: resolved.tools.toolkit, disableToolCallResolution: true })
-  )
-  return timed(called, (exit, seconds) =>
-    exit._tag === "Success"
-      ? RuntimeMetrics.recordModelCall(provider.name, provider.model, "success", seconds, {
-        input: exit.value.usage.inputTokens ?? 0,
-        output: exit.value.usage.outputTokens ?? 0
-      })
-      : RuntimeMetrics.recordModelCall(
-        provider.name,
-        provider.model,
-        RuntimeMetrics.failedCallStatus(exit.cause),
-        seconds
-      )).pipe(
-    Effect.catchAllDefect((defect) => Effect.fail(upstream("failed unexpectedly", defect))),
-    Effect.tap((response) =>
-      Effect.zipRight(
-        ExecutionSpan.usage({ input: response.usage.inputTokens ?? 0, output: response.usage.outputTokens ?? 0 }),
-        ExecutionSpan.output(describeResponse(response))
-      )
-    ),
-    Effect.tapError((error) =>
-      error instanceof CircuitOpenError ? ExecutionSpan.circuitRejected(breaker) : Effect.void
-    ),
-    ExecutionSpan.inference(provider.model, { input, provider: provider.name }),
-    Effect.mapError((error) =>
-      error instanceof CircuitOpenError || error instanceof UpstreamError
-        ? error
-        : error instanceof CircuitTimeoutError
-        ? upstream(`did not answer within ${Duration.format(error.timeout)}`, error)
-        : upstream(`failed: ${firstLine(error.message)}`, error)
-    )
-  )
-}
 
 /** What the model is told when a tool call failed, was rejected or died. */
 const toolError = (cause: Cause.Cause<unknown>): Record<string, unknown> => {
@@ -267,47 +277,58 @@ const toolError = (cause: Cause.Cause<unknown>): Record<string, unknown> => {
   return { error: "defect", message: Cause.pretty(cause).split("\n", 1)[0] }
 }
 
-const encodeParams = (tool: Tool.Any | undefined, params: unknown): Effect.Effect<unknown> =>
-  tool === undefined
-    ? Effect.succeed(params)
-    // The model's answer was decoded with this schema; encoding gives back what the handler's decoding expects.
-    : Schema.encodeUnknown(tool.parametersSchema as unknown as Schema.Schema<unknown>)(params).pipe(
-      Effect.orElseSucceed(() => params)
-    )
-
 const toolCall = (
   env: Env,
   tools: Agent.ToolSet,
   call: ToolCall,
-  context: RunContextService
+  context: RunContextService,
+  emit: RunEvent.Listener | undefined
 ): Effect.Effect<Prompt.ToolResultPart> => {
   const breaker = `tool:${call.name}`
   const result = (isFailure: boolean, value: unknown) =>
     Prompt.makePart("tool-result", { id: call.id, name: call.name, isFailure, result: value, providerExecuted: false })
-  const tool = tools.toolkit.tools[call.name]
-  // Decoding the model's answer with the toolkit admits only the agent's tools; `other` bounds the labels anyway.
-  const label = tool === undefined ? RuntimeMetrics.otherTool : call.name
-  return Effect.flatMap(encodeParams(tool, call.params), (params) =>
-    timed(env.breakers.protect(breaker)(tools.handle(call.name, params)), (exit, seconds) =>
-      RuntimeMetrics.recordToolCall(
-        label,
-        exit._tag === "Success"
-          ? exit.value.isFailure ? "error" : "success"
-          : RuntimeMetrics.failedCallStatus(exit.cause),
-        seconds
-      )).pipe(
-      Effect.tap((handled) => handled.isFailure ? Effect.void : ExecutionSpan.output(handled.encodedResult)),
-      Effect.tapError((error) =>
-        error instanceof CircuitOpenError ? ExecutionSpan.circuitRejected(breaker) : Effect.void
-      ),
-      Effect.provideService(RunContext, context),
-      ExecutionSpan.tool(call.name, { callId: call.id, input: params }),
-      Effect.matchCauseEffect({
-        onSuccess: (handled) => Effect.succeed(result(handled.isFailure, handled.encodedResult)),
-        onFailure: (cause) =>
-          Cause.isInterruptedOnly(cause)
-            ? Effect.interrupt
-            : Effect.succeed(result(true, toolError(cause)))
-      })
-    ))
+  const finished = (part: Prompt.ToolResultPart): Effect.Effect<Prompt.ToolResultPart> =>
+    emit === undefined ? Effect.succeed(part) : Effect.as(
+      emit({
+        type: "tool.finished",
+        run_id: context.runId,
+        call_id: call.id,
+        tool: call.name,
+        status: part.isFailure ? "error" : "success",
+        output: part.result
+      }),
+      part
+    )
+  const params = call.params
+  return Effect.suspend(() => {
+    const started = emit === undefined
+      ? Effect.void
+      : emit({ type: "tool.started", run_id: context.runId, call_id: call.id, tool: call.name, input: params })
+    return Effect.zipRight(
+      started,
+      RuntimeMetrics.timed(env.model.breakers.protect(breaker)(tools.handle(call.name, params)), (exit, seconds) =>
+        RuntimeMetrics.recordToolCall(
+          // Decoding the model's answer with the toolkit admits only the agent's tools; `other` bounds the labels.
+          tools.toolkit.tools[call.name] === undefined ? RuntimeMetrics.otherTool : call.name,
+          exit._tag === "Success"
+            ? exit.value.isFailure ? "error" : "success"
+            : RuntimeMetrics.failedCallStatus(exit.cause),
+          seconds
+        )).pipe(
+        Effect.tap((handled) => handled.isFailure ? Effect.void : ExecutionSpan.output(handled.encodedResult)),
+        Effect.tapError((error) =>
+          error instanceof CircuitOpenError ? ExecutionSpan.circuitRejected(breaker) : Effect.void
+        ),
+        Effect.provideService(RunContext, context),
+        ExecutionSpan.tool(call.name, { callId: call.id, input: params }),
+        Effect.matchCauseEffect({
+          onSuccess: (handled) => finished(result(handled.isFailure, handled.encodedResult)),
+          onFailure: (cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.interrupt
+              : finished(result(true, toolError(cause)))
+        })
+      )
+    )
+  })
 }

@@ -21,11 +21,13 @@ export interface Turn {
   readonly tools: ReadonlyArray<string>
 }
 
-/** What the scripted model answers: tool calls, text, or a failure. */
+/** What the scripted model answers: tool calls, text, a failure, silence, or some text and then a failure. */
 export type Reply =
   | { readonly _tag: "calls"; readonly calls: ReadonlyArray<{ readonly name: string; readonly params: unknown }> }
   | { readonly _tag: "text"; readonly text: string }
   | { readonly _tag: "fail"; readonly message: string }
+  | { readonly _tag: "stall" }
+  | { readonly _tag: "partial"; readonly text: string; readonly message: string }
 
 /** Call these tools. */
 export const calls = (...calls: ReadonlyArray<{ readonly name: string; readonly params: unknown }>): Reply => ({
@@ -36,6 +38,10 @@ export const calls = (...calls: ReadonlyArray<{ readonly name: string; readonly 
 export const text = (text: string): Reply => ({ _tag: "text", text })
 /** Fail as an outage would. */
 export const fail = (message: string): Reply => ({ _tag: "fail", message })
+/** Send nothing, ever. */
+export const stall: Reply = { _tag: "stall" }
+/** Stream `text`, then fail. */
+export const partial = (text: string, message: string): Reply => ({ _tag: "partial", text, message })
 
 const turnOf = (call: number, options: LanguageModel.ProviderOptions): Turn => {
   const content = options.prompt.content
@@ -51,7 +57,40 @@ const turnOf = (call: number, options: LanguageModel.ProviderOptions): Turn => {
   return { call, input, results, tools: options.tools.map((tool) => tool.name) }
 }
 
-/** A provider `name` whose model answers each call with `script(turn)`, reporting 10 input and 5 output tokens. */
+const outage = (method: string, message: string) =>
+  new AiError.UnknownError({ module: "Scripted", method, description: message })
+
+const partsOf = (reply: Reply, call: number): Array<Response.PartEncoded> => {
+  const parts: Array<Response.PartEncoded> = reply._tag === "text"
+    ? [{ type: "text", text: reply.text }]
+    : reply._tag === "calls"
+    ? reply.calls.map((c, i) => ({ type: "tool-call", id: `call_${call}_${i}`, name: c.name, params: c.params }))
+    : []
+  parts.push({
+    type: "finish",
+    reason: reply._tag === "calls" ? "tool-calls" : "stop",
+    usage: { inputTokens: 10, outputTokens: 5, totalTokens: 15 }
+  })
+  return parts
+}
+
+const streamOf = (parts: ReadonlyArray<Response.PartEncoded>): Array<Response.StreamPartEncoded> =>
+  parts.flatMap((part): Array<Response.StreamPartEncoded> =>
+    part.type === "text"
+      ? [
+        { type: "text-start", id: "t" },
+        { type: "text-delta", id: "t", delta: part.text },
+        { type: "text-end", id: "t" }
+      ]
+      : part.type === "tool-call" || part.type === "finish"
+      ? [part]
+      : []
+  )
+
+/**
+ * A provider `name` whose model answers each call with `script(turn)`, reporting 10 input and 5 output tokens, both
+ * when asked to generate and to stream.
+ */
 export const scriptedProvider = (
   name: string,
   script: (turn: Turn) => Reply,
@@ -61,34 +100,34 @@ export const scriptedProvider = (
     let count = 0
     const generate = (options: LanguageModel.ProviderOptions) =>
       Effect.suspend(() => {
-        const reply = script(turnOf(++count, options))
-        if (reply._tag === "fail") {
-          return Effect.fail(
-            new AiError.UnknownError({ module: "Scripted", method: "generateText", description: reply.message })
-          )
-        }
-        const parts: Array<Response.PartEncoded> = reply._tag === "text"
-          ? [{ type: "text", text: reply.text }]
-          : reply.calls.map((call, i) => ({
-            type: "tool-call",
-            id: `call_${count}_${i}`,
-            name: call.name,
-            params: call.params
-          }))
-        parts.push({
-          type: "finish",
-          reason: reply._tag === "text" ? "stop" : "tool-calls",
-          usage: { inputTokens: 10, outputTokens: 5, totalTokens: 15 }
-        })
-        return Effect.succeed(parts)
+        const call = ++count
+        const reply = script(turnOf(call, options))
+        if (reply._tag === "fail" || reply._tag === "partial") return Effect.fail(outage("generateText", reply.message))
+        if (reply._tag === "stall") return Effect.never
+        return Effect.succeed(partsOf(reply, call))
       })
-    const languageModel = yield* LanguageModel.make({
-      generateText: generate,
-      streamText: () =>
-        Stream.fail(
-          new AiError.UnknownError({ module: "Scripted", method: "streamText", description: "it does not stream" })
-        )
-    })
+    const stream = (options: LanguageModel.ProviderOptions) =>
+      Stream.suspend(() => {
+        const call = ++count
+        const reply = script(turnOf(call, options))
+        switch (reply._tag) {
+          case "fail":
+            return Stream.fail(outage("streamText", reply.message))
+          case "stall":
+            return Stream.never
+          case "partial":
+            return Stream.concat(
+              Stream.make<Array<Response.StreamPartEncoded>>(
+                { type: "text-start", id: "t" },
+                { type: "text-delta", id: "t", delta: reply.text }
+              ),
+              Stream.fail(outage("streamText", reply.message))
+            )
+          default:
+            return Stream.fromIterable(streamOf(partsOf(reply, call)))
+        }
+      })
+    const languageModel = yield* LanguageModel.make({ generateText: generate, streamText: stream })
     return { name, model, languageModel }
   })
 
@@ -99,10 +138,14 @@ export const scriptedRuntime = (
   options?: Omit<AgentRuntime.Options, "agents">
 ) =>
   AgentRuntime.layer({ agents, ...options }).pipe(
-    Layer.provide(Layer.effect(Provider.ModelProvider, scriptedProvider("scripted", script))),
+    Layer.provide(
+      Layer.effect(Provider.ModelProvider, Effect.map(scriptedProvider("scripted", script), Provider.chain))
+    ),
     Layer.provideMerge(CircuitBreaker.layer())
   )
 
 /** The demo runtime with fresh breakers, both in the context. */
-export const demoRuntime = (options?: Parameters<typeof AgentRuntime.layerDemo>[0]) =>
-  AgentRuntime.layerDemo(options).pipe(Layer.provideMerge(CircuitBreaker.layer()))
+export const demoRuntime = (
+  options?: Parameters<typeof AgentRuntime.layerDemo>[0],
+  runtime?: Omit<AgentRuntime.Options, "agents">
+) => AgentRuntime.layerDemo(options, runtime).pipe(Layer.provideMerge(CircuitBreaker.layer()))

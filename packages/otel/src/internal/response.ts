@@ -24,8 +24,28 @@ export interface ResponseLike {
 export const responseOf = (spans: ReadonlyArray<EndedSpan>): ResponseLike | undefined => {
   for (const span of spans) {
     if (span.exit._tag !== "Success") continue
-    const value = span.exit.value as { readonly content?: unknown } | null | undefined
-    if (typeof value === "object" && value !== null && Array.isArray(value.content)) return value as ResponseLike
+    const value = span.exit.value as
+      | {
+        readonly content?: unknown
+        readonly text?: unknown
+        readonly toolCalls?: unknown
+        readonly finishReason?: unknown
+      }
+      | null
+      | undefined
+    if (typeof value !== "object" || value === null) continue
+    if (Array.isArray(value.content)) return value as ResponseLike
+    // The agent runtime's own answer of a model call: its text and the tool calls it asked for.
+    if (typeof value.text === "string" && Array.isArray(value.toolCalls)) {
+      const calls = value.toolCalls as ReadonlyArray<Record<string, unknown>>
+      return {
+        content: [
+          ...(value.text === "" ? [] : [{ type: "text", text: value.text }]),
+          ...calls.map((call) => ({ type: "tool-call", id: call["id"], name: call["name"], params: call["params"] }))
+        ],
+        finishReason: value.finishReason
+      }
+    }
   }
   return undefined
 }

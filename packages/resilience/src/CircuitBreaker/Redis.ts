@@ -312,6 +312,25 @@ clear(r)
 return finish(r, 'publish')
 `
   ),
+  openFor: script(
+    "sgBreakerOpenFor",
+    `
+create(r)
+local deadline = ms + math.floor(tonumber(ARGV[12]))
+if r.state == 'isolated' or (r.state == 'open' and r.deadline >= deadline) then return finish(r, 'none') end
+local was_closed = r.state == 'closed'
+r.failures = failures_of(r)
+r.state = 'open'
+bump(r)
+if was_closed then r.opened = ms end
+r.deadline = deadline
+r.changed = ms
+r.succeeded = 0
+r.trials = {}
+clear(r)
+return finish(r, 'publish')
+`
+  ),
   reset: script(
     "sgBreakerReset",
     `
@@ -538,6 +557,7 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<Store, never, R
       settle: (name, policy, generation, token, outcome) =>
         snapshot("settle", name, policy, [generation, token, outcome]),
       isolate: (name, policy) => snapshot("isolate", name, policy, []),
+      openFor: (name, policy, millis) => snapshot("openFor", name, policy, [Math.floor(millis)]),
       reset: (name, policy) => snapshot("reset", name, policy, []),
       subscribe: PubSub.subscribe(hub),
       isAvailable

@@ -195,6 +195,24 @@ export const isolate = (state: State, now: number): Open => ({
   reopenings: 0
 })
 
+/**
+ * Holds the breaker open until `until` (an upstream said when to come back, e.g. a 429's `Retry-After`): a closed or
+ * half-open breaker opens, an open one stays open at least that long; an isolated breaker stays isolated. After
+ * `until` it turns half-open as after any cool-down.
+ */
+export const openUntil = (state: State, now: number, until: number): State => {
+  if (state._tag === "Open" && (state.isolated || state.until >= until)) return state
+  return {
+    _tag: "Open",
+    generation: state.generation + 1,
+    openedAt: state._tag === "Closed" ? now : state.openedAt,
+    until,
+    isolated: false,
+    failures: failuresOf(state),
+    reopenings: state._tag === "Closed" ? 0 : state.reopenings
+  }
+}
+
 /** Closes the breaker and forgets its history. */
 export const reset = (state: State, policy: Policy): Closed => initial(policy, state.generation + 1)
 

@@ -295,6 +295,28 @@ export const isolate = (r: Record, policy: Policy, now: Now): Effect => {
   return "publish"
 }
 
+/**
+ * Holds the breaker open at least `millis` from now (an upstream asked for that long: a 429's `Retry-After`); an
+ * isolated breaker, or one already open for longer, is left as it is. Then a trial decides, as after any cool-down.
+ */
+export const openFor = (r: Record, policy: Policy, now: Now, millis: number): Effect => {
+  purge(r, now)
+  create(r, now)
+  const until = now.ms + Math.floor(millis)
+  if (r.state === "isolated" || (r.state === "open" && r.until >= until)) return "none"
+  const wasClosed = r.state === "closed"
+  r.failures = failuresOf(r, policy)
+  r.state = "open"
+  bump(r, now)
+  if (wasClosed) r.openedAt = now.ms
+  r.until = until
+  r.changedAt = now.ms
+  r.succeeded = 0
+  r.trials.clear()
+  clearWindow(r, policy)
+  return "publish"
+}
+
 /** Closes the breaker and forgets its history. */
 export const reset = (r: Record, policy: Policy, now: Now): Effect => {
   purge(r, now)

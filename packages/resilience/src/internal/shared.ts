@@ -668,6 +668,16 @@ export const make = (
 
     return {
       protect: protect as Service["protect"],
+      openFor: (name, duration) => {
+        const millis = Duration.toMillis(Duration.decode(duration))
+        if (!Number.isFinite(millis) || millis <= 0) return Effect.void
+        return command(
+          name,
+          (p) => store.openFor(name, p, millis),
+          (state, _, now) => Machine.openUntil(state, now, now + millis),
+          "openFor"
+        )
+      },
       isolate: (name) =>
         command(name, (p) => store.isolate(name, p), (state, _, now) => Machine.isolate(state, now), "isolate"),
       reset: (name) => command(name, (p) => store.reset(name, p), (state, p) => Machine.reset(state, p), "reset"),

@@ -353,6 +353,47 @@ export const conformance = <R>(it: Vitest.MethodsNonLive<R, boolean>, backend: B
     }).pipe(provide(withCooldown()))
   })
 
+  it.effect("openFor opens a closed breaker for the given time, then a trial decides", () => {
+    const a = freshName("open-for")
+    return Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.CircuitBreaker
+      const runs = yield* Ref.make(0)
+      yield* breaker.openFor(a, Duration.millis(cd * 2))
+      yield* backend.settle
+      expect(yield* stateOf(a)).toBe("open")
+      const left = yield* retryAfterOf(a)
+      expect(left).toBeLessThanOrEqual(cd * 2)
+      expect(left).toBeGreaterThan(cd)
+      yield* backend.advance(cd * 2 + (backend.exact ? 0 : 50))
+      expect(yield* calls(a, 1, counting(runs, Effect.succeed(1)))).toEqual([Exit.succeed(1)])
+      yield* backend.settle
+      expect(yield* stateOf(a)).toBe("closed")
+      expect(yield* Ref.get(runs)).toBe(1)
+    }).pipe(provide(withCooldown()))
+  })
+
+  it.effect("openFor extends an open breaker's cool-down, never shortens it, and leaves an isolated one isolated", () => {
+    const [a, b, c] = [freshName("open-for-open"), freshName("open-for-isolated"), freshName("open-for-zero")]
+    return Effect.gen(function*() {
+      const breaker = yield* CircuitBreaker.CircuitBreaker
+      yield* calls(a, 3, boom)
+      yield* breaker.openFor(a, Duration.millis(cd / 4))
+      yield* backend.settle
+      expect(yield* retryAfterOf(a)).toBeGreaterThan(cd / 2)
+      yield* breaker.openFor(a, Duration.millis(cd * 3))
+      yield* backend.settle
+      expect(yield* retryAfterOf(a)).toBeGreaterThan(cd * 2)
+      expect((yield* breaker.status(a)).failures).toBe(3)
+      yield* breaker.isolate(b)
+      yield* breaker.openFor(b, Duration.millis(cd))
+      yield* backend.settle
+      expect(yield* stateOf(b)).toBe("isolated")
+      yield* breaker.openFor(c, Duration.zero)
+      yield* breaker.openFor(c, Duration.infinity)
+      expect(yield* stateOf(c)).toBe("closed")
+    }).pipe(provide(withCooldown()))
+  })
+
   it.effect("isolate holds the breaker open until reset; reset closes and forgets", () => {
     const [a, b] = [freshName("isolate"), freshName("reset")]
     return Effect.gen(function*() {

@@ -88,9 +88,13 @@ export const buildCall = (draft: CallDraft, text: (value: unknown) => string): T
   if (draft.kind === "tool") {
     return { ...common, tool: str(firstAttribute(all, [A.tool, "tool", A.toolName])) ?? span.name }
   }
+  const provider = str(firstAttribute(all, [A.providerName, A.system]))
+  const attempt = count(span.attributes.get(A.attempt))
   return {
     ...common,
     model: str(firstAttribute(all, [A.requestModel, A.responseModel])) ?? null,
+    ...(provider !== undefined ? { provider } : {}),
+    ...(attempt !== undefined && attempt > 0 ? { attempt } : {}),
     tokens: tokensOf(draft)
   }
 }
@@ -110,7 +114,9 @@ export const buildRun = (
   let output = 0
   for (const draft of drafts) {
     if (draft.kind !== "inference") continue
-    steps++
+    // A step is a model call: the later tries of a fallback chain are calls of the same step.
+    const attempt = count(draft.span.attributes.get(A.attempt))
+    if (attempt === undefined || attempt <= 1) steps++
     const tokens = tokensOf(draft)
     input += tokens.input
     output += tokens.output
