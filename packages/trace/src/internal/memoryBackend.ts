@@ -52,7 +52,10 @@ export class MemoryKeyspace {
 
 const isTerminalState = (state: string | undefined) => state !== undefined && isTerminal(state)
 
-/** Clears the tokens of requests in flight, as the scripts' `forget` does. */
+/** The value of a finished request's token, as the scripts write it. */
+const doneToken = "done"
+
+/** Clears the tokens of the opening's requests, as the scripts' `forget` does. */
 const forget = (entry: Entry): void => {
   for (const field of entry.fields.keys()) if (field.startsWith("req:")) entry.fields.delete(field)
 }
@@ -84,8 +87,9 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         const current = keyspace.live(id, now)
         const opening = num(current?.fields.get("opening"), 0)
         const token = request === undefined ? undefined : `req:${request}`
-        if (token !== undefined && current?.fields.has(token) && !isTerminalState(current.fields.get("state"))) {
-          return { opening: Math.max(opening, 1), kind: "duplicate", inFlight: num(current.fields.get("in_flight"), 1) }
+        const seen = token === undefined ? undefined : current?.fields.get(token)
+        if (seen !== undefined && (seen === doneToken || !isTerminalState(current?.fields.get("state")))) {
+          return { opening: Math.max(opening, 1), kind: "duplicate", inFlight: num(current?.fields.get("in_flight"), 1) }
         }
         let result: CreateResult
         if (current?.fields.get("state") === undefined) {
@@ -131,7 +135,11 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
         const entry = keyspace.live(id, now)
         const refused = refusal(entry, opening)
         if (refused !== undefined) return refused
-        if (request !== undefined && !entry!.fields.delete(`req:${request}`)) return { _tag: "duplicate" }
+        if (request !== undefined) {
+          const seen = entry!.fields.get(`req:${request}`)
+          if (seen === undefined || seen === doneToken) return { _tag: "duplicate" }
+          keyspace.hset(id, now, [`req:${request}`, doneToken])
+        }
         const inFlight = Math.max(num(entry!.fields.get("in_flight"), 1) - 1, 0)
         const errors = num(entry!.fields.get("errors"), 0) + (state === "ERRORED" ? 1 : 0)
         keyspace.hset(id, now, fields)

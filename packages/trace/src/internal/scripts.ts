@@ -9,8 +9,9 @@ import * as Schema from "effect/Schema"
  * The lifecycle of a trace that several requests share. Bookkeeping fields in the hash: `requests` (requests seen),
  * `in_flight` (requests of the current opening not yet finished), `opening` (1, then one more each time a request
  * arrives after the trace went terminal), `errors` (failed requests of the current opening), and `req:<token>` for
- * each request in flight that named itself, so that a write sent twice (a reply lost to a timeout, then replayed)
- * counts once. A hash another writer made without them counts as one request of opening 1 in flight.
+ * each request of the current opening that named itself (its opening while in flight, `done` once finished), so that
+ * a write sent twice (a reply lost to a timeout, then replayed, or resent after a reconnect) counts once, even when
+ * the late copy of a `create` lands after its request finished. A hash another writer made without them counts as one request of opening 1 in flight.
  */
 const terminal = `local function terminal(s) return s == 'COMPLETED' or s == 'ERRORED' end
 local function forget(key)
@@ -22,7 +23,8 @@ end
 
 /**
  * KEYS: trace hash, active set. ARGV: id, state, now, failsafe TTL in seconds, the request's token ("" none), then
- * metadata field/value pairs. A token already in the hash: the same request again, nothing written (`duplicate`).
+ * metadata field/value pairs. A token already in the hash (in flight, or `done` in this opening): the same request again,
+ * nothing written (`duplicate`).
  * No hash (or one without a state): a new trace, opening 1. Terminal: reopened, opening + 1, a fresh `created_at`,
  * `error`, the error count and any token left cleared. In flight: joined, one more in flight. In every case the
  * state, `updated_at` and the metadata are written, `requests` counts one more, the failsafe TTL is set again and the
@@ -35,7 +37,8 @@ export const create = RedisScript.make({
 local f = redis.call('HMGET', KEYS[1], 'state', 'opening', 'in_flight')
 local opening, kind, inflight = tonumber(f[2]) or 0, 'joined', 1
 local token = ARGV[5] ~= '' and ('req:' .. ARGV[5]) or nil
-if token and redis.call('HEXISTS', KEYS[1], token) == 1 and not terminal(f[1]) then
+local seen = token and redis.call('HGET', KEYS[1], token)
+if seen and (seen == 'done' or not terminal(f[1])) then
   return {math.max(opening, 1), 'duplicate', tonumber(f[3]) or 1}
 end
 if not f[1] then
@@ -92,8 +95,8 @@ return {'ok'}
 /**
  * KEYS: trace hash, active set. ARGV: id, the request's outcome (COMPLETED or ERRORED), now, the writer's opening
  * ("" when unchecked), terminal TTL in seconds, the request's token ("" none), then field/value pairs. With the
- * refusals of `transition`; a token not in the hash (finished already, or its `create` never landed) writes nothing
- * (`duplicate`). Else one request of the trace has ended: its fields are written and, ERRORED, counted. While others
+ * refusals of `transition`; a token not in the hash (its `create` never landed) or `done` (finished already) writes
+ * nothing (`duplicate`); else the token becomes `done`. Else one request of the trace has ended: its fields are written and, ERRORED, counted. While others
  * are in flight the trace stays as it is (`pending`, how many are left); the last one ends it: ERRORED if any
  * request of this opening errored, else COMPLETED, the terminal TTL, out of the active set (`ended`, the state).
  */
@@ -101,7 +104,11 @@ export const finish = RedisScript.make({
   name: "sgTraceFinish",
   numberOfKeys: 2,
   lua: refusals + `
-if ARGV[6] ~= '' and redis.call('HDEL', KEYS[1], 'req:' .. ARGV[6]) == 0 then return {'duplicate'} end
+if ARGV[6] ~= '' then
+  local seen = redis.call('HGET', KEYS[1], 'req:' .. ARGV[6])
+  if not seen or seen == 'done' then return {'duplicate'} end
+  redis.call('HSET', KEYS[1], 'req:' .. ARGV[6], 'done')
+end
 local inflight = math.max((tonumber(f[3]) or 1) - 1, 0)
 local errors = tonumber(f[4]) or 0
 if ARGV[2] == 'ERRORED' then errors = errors + 1 end

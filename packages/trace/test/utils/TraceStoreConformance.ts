@@ -385,7 +385,16 @@ export const conformance = <E, R>(
       expect((yield* recordOf(id)).in_flight).toBe(1)
       expect(yield* store.finish(id, "COMPLETED", undefined, { ...b, request: "req-b" })).toMatchObject({ ended: true })
       const raw = yield* kit.readRaw(id)
-      expect(Object.keys(raw ?? {}).filter((field) => field.startsWith("req:"))).toEqual([])
+      const tokens = Object.entries(raw ?? {}).filter(([field]) => field.startsWith("req:"))
+      expect(tokens.map(([, value]) => value)).toEqual(["done", "done"])
+      // The late copy of a create whose request has finished (resent after a reconnect, say) does not reopen it.
+      expect(yield* store.create(id, "RECEIVED", undefined, { request: "req-a" })).toMatchObject({ kind: "duplicate" })
+      expect(yield* recordOf(id)).toMatchObject({ state: "COMPLETED", requests: 2, in_flight: 0 })
+      expect(yield* store.isActive(id)).toBe(false)
+      // A new request after the end reopens it, and forgets the finished ones.
+      expect(yield* store.create(id, "RECEIVED", undefined, { request: "req-c" })).toMatchObject({ kind: "reopened" })
+      const reopened = Object.keys((yield* kit.readRaw(id)) ?? {}).filter((field) => field.startsWith("req:"))
+      expect(reopened).toEqual(["req:req-c"])
       // A finish whose create never landed writes nothing either.
       const other = nextTraceId()
       yield* store.create(other, "RECEIVED", undefined, { request: "kept" })
