@@ -12,6 +12,7 @@ import { performance } from "node:perf_hooks"
 import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore } from "@sg/trace"
+import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import { Effect, Layer, Logger, ManagedRuntime } from "effect"
 import * as TraceStoreScripts from "../packages/trace/src/internal/scripts.js"
 import { report } from "./harness.js"
@@ -50,7 +51,7 @@ export const run = async (): Promise<void> => {
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(
       Layer.provideMerge(
-        TraceStore.layerRedis(),
+        TraceStoreRedis.layer(),
         Layer.provideMerge(RedisTestServer.layerClient({ commandTimeout: "120 seconds" }), RedisTestServer.layerSpawned)
       ),
       countingLogger

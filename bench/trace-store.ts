@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto"
 import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore } from "@sg/trace"
+import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import type { TraceId } from "@sg/trace"
 import { type Figure, measure, report } from "./harness.js"
@@ -42,7 +43,7 @@ const alternating = async (sides: ReadonlyArray<Side>, opsPerBatch: number): Pro
 export const run = async (): Promise<void> => {
   const runtime = ManagedRuntime.make(
     Layer.provideMerge(
-      TraceStore.layerRedis(),
+      TraceStoreRedis.layer(),
       Layer.provideMerge(RedisTestServer.layerClient({ commandTimeout: "10 seconds" }), RedisTestServer.layerSpawned)
     )
   )

@@ -9,6 +9,7 @@ import { RedisClient } from "@sg/redis"
 import { BreakerPolicy, CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
 import * as SharedBreakers from "@sg/resilience/CircuitBreaker/Redis"
 import { type InvalidTraceInput, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
+import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import {
   Config,
   ConfigError,
@@ -73,7 +74,7 @@ export const storeLayer: Layer.Layer<TraceStore.TraceStore, ConfigError.ConfigEr
       return TraceStore.layerMemoryConfig
     }
     yield* Effect.logInfo(selected.description)
-    return Layer.provide(TraceStore.layerRedisConfig, redisClient)
+    return Layer.provide(TraceStoreRedis.layerConfig, redisClient)
   })
 )
 

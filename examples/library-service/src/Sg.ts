@@ -8,10 +8,11 @@ import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
 import { RedisClient } from "@sg/redis"
 import { CircuitBreaker } from "@sg/resilience"
 import { Recorder, TraceIdGenerator, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
+import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import { Config, Effect, Layer, Option } from "effect"
 
 /** Traces and leases in Redis (`REDIS_URL`, keys under `SG_KEY_PREFIX`). */
-export const Redis = Layer.mergeAll(TraceStore.layerRedisConfig, LeaseStoreRedis.layer()).pipe(
+export const Redis = Layer.mergeAll(TraceStoreRedis.layerConfig, LeaseStoreRedis.layer()).pipe(
   Layer.provide(RedisClient.layerConfig)
 )
 

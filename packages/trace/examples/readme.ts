@@ -11,6 +11,7 @@ import {
   TraceStore,
   TraceWatchdog
 } from "@sg/trace"
+import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import { Config, Effect, Layer, Option, Tracer } from "effect"
 
 // One unit of work in a trace of its own: a lifecycle record, and spans the recorder reduces to an execution record.
@@ -42,7 +43,7 @@ const program = Effect.gen(function*() {
 // Traces and the watchdog's lease in Redis when REDIS_URL is set, else in memory.
 const Backend = Layer.unwrapEffect(Effect.map(Config.option(Config.string("REDIS_URL")), (url) =>
   Option.isSome(url)
-    ? Layer.mergeAll(TraceStore.layerRedisConfig, LeaseStoreRedis.layer()).pipe(
+    ? Layer.mergeAll(TraceStoreRedis.layerConfig, LeaseStoreRedis.layer()).pipe(
       Layer.provide(RedisClient.layerConfig)
     )
     : Layer.mergeAll(TraceStore.layerMemoryConfig, LeaderElection.layerMemory())))

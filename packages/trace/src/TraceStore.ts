@@ -5,7 +5,6 @@
  */
 import type { Lease } from "@sg/leader"
 import type { RedisError } from "@sg/redis"
-import { RedisClient } from "@sg/redis"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -17,9 +16,7 @@ import * as Schema from "effect/Schema"
 import * as ExecutionStore from "./ExecutionStore.js"
 import * as Evictions from "./internal/evictions.js"
 import { makeMemoryExecutions } from "./internal/executionsMemory.js"
-import { makeRedisExecutions } from "./internal/executionsRedis.js"
 import { makeMemoryBackend, MemoryKeyspace } from "./internal/memoryBackend.js"
-import { makeRedisBackend } from "./internal/redisBackend.js"
 import { makeService } from "./internal/service.js"
 import type { TraceId } from "./TraceId.js"
 import type { State, TerminalState, TraceRecord } from "./TraceRecord.js"
@@ -261,14 +258,8 @@ export interface Service {
 /** The trace lifecycle store. */
 export class TraceStore extends Context.Tag("@sg/trace/TraceStore")<TraceStore, Service>() {}
 
-const resolve = (options?: Partial<Options>): Options => ({ ...defaults, ...options })
-
-/** A store over the `RedisClient` in context (keys under its prefix). */
-export const makeRedis = (options?: Partial<Options>): Effect.Effect<Service, never, RedisClient.RedisClient> =>
-  Effect.map(RedisClient.RedisClient, (redis) => {
-    const resolved = resolve(options)
-    return makeService(makeRedisBackend(redis), resolved, makeRedisExecutions(redis, { ttl: resolved.execTtl }))
-  })
+/** The options with DESIGN.md's defaults for what they leave out. */
+export const resolve = (options?: Partial<Options>): Options => ({ ...defaults, ...options })
 
 /**
  * A store in process memory with the same semantics; TTLs follow `Clock`, so `TestClock` expires records. Bounded:
@@ -283,14 +274,6 @@ export const makeMemory = (options?: Partial<Options>): Effect.Effect<Service> =
       makeMemoryExecutions({ ttl: resolved.execTtl, maxTraces: resolved.maxTraces })
     )
   })
-
-/** The Redis store with the given options (DESIGN.md's defaults for the rest). */
-export const layerRedis = (options?: Partial<Options>): Layer.Layer<TraceStore, never, RedisClient.RedisClient> =>
-  Layer.effect(TraceStore, makeRedis(options))
-
-/** The Redis store configured from the environment (see `config`). */
-export const layerRedisConfig: Layer.Layer<TraceStore, ConfigError.ConfigError, RedisClient.RedisClient> = Layer
-  .effect(TraceStore, Effect.flatMap(config, makeRedis))
 
 /** The memory store with DESIGN.md's defaults. */
 export const layerMemory: Layer.Layer<TraceStore> = Layer.effect(TraceStore, makeMemory())

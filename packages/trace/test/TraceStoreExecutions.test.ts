@@ -2,6 +2,7 @@ import type { Vitest } from "@effect/vitest"
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore } from "@sg/trace"
+import * as TraceStoreRedis from "../src/TraceStore/Redis.js"
 import { Clock, Effect, Layer, Option } from "effect"
 import { freshId, recordAt } from "./utils/execStoreConformance.js"
 
@@ -29,7 +30,7 @@ describe("TraceStore executions", () => {
   layer(TraceStore.layerMemory)("memory", (it) => {
     delegates(it)
   })
-  layer(Layer.provide(TraceStore.layerRedis(), RedisTestServer.layerWithClient), { excludeTestServices: true })(
+  layer(Layer.provide(TraceStoreRedis.layer(), RedisTestServer.layerWithClient), { excludeTestServices: true })(
     "redis",
     (it) => {
       delegates(it)

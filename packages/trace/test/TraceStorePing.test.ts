@@ -2,6 +2,7 @@ import { expect, it, layer } from "@effect/vitest"
 import { RedisTestServer } from "@sg/redis/testing"
 import { Effect, Layer, Schedule } from "effect"
 import * as TraceStore from "../src/TraceStore.js"
+import * as TraceStoreRedis from "../src/TraceStore/Redis.js"
 
 it.effect("memory: ping always answers", () =>
   Effect.gen(function*() {
@@ -9,7 +10,7 @@ it.effect("memory: ping always answers", () =>
     yield* store.ping
   }).pipe(Effect.provide(TraceStore.layerMemory)))
 
-const redis = TraceStore.layerRedis().pipe(
+const redis = TraceStoreRedis.layer().pipe(
   Layer.provideMerge(RedisTestServer.layerClient({ commandTimeout: "300 millis", connectTimeout: "300 millis" })),
   Layer.provideMerge(RedisTestServer.layerSpawned)
 )

@@ -3,6 +3,7 @@ import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { ConfigProvider, Effect, Layer, Option, Schedule, TestClock } from "effect"
 import * as TraceStore from "../src/TraceStore.js"
+import * as TraceStoreRedis from "../src/TraceStore/Redis.js"
 import { nextTraceId } from "./utils/ids.js"
 import * as StoreKit from "./utils/StoreKit.js"
 
@@ -21,7 +22,7 @@ const commandCalls = raw((c) => c.info("commandstats")).pipe(
 )
 
 describe("TraceStore over Redis", () => {
-  const contract = Layer.provideMerge(TraceStore.layerRedis(), RedisTestServer.layerWithClient)
+  const contract = Layer.provideMerge(TraceStoreRedis.layer(), RedisTestServer.layerWithClient)
   it.layer(contract)("the keyspace contract", (it) => {
     it.effect("create: sg:trace:<id> (state, created_at, updated_at, metadata), TTL 86400, SADD sg:traces:active", () =>
       Effect.gen(function*() {
@@ -186,7 +187,7 @@ describe("TraceStore over Redis", () => {
       }).pipe(
         Effect.provide(
           Layer.provideMerge(
-            TraceStore.layerRedis({ failsafeTtl: "10 seconds", terminalTtl: "5 seconds" }),
+            TraceStoreRedis.layer({ failsafeTtl: "10 seconds", terminalTtl: "5 seconds" }),
             StoreKit.isolatedClient
           )
         )
@@ -201,13 +202,13 @@ describe("TraceStore over Redis", () => {
         expect(yield* raw((c) => c.ttl(redis.key("trace", id)))).toBeLessThanOrEqual(120)
         expect(yield* raw((c) => c.ttl(redis.key("trace", id)))).toBeGreaterThan(100)
       }).pipe(
-        Effect.provide(Layer.provideMerge(TraceStore.layerRedisConfig, StoreKit.isolatedClient)),
+        Effect.provide(Layer.provideMerge(TraceStoreRedis.layerConfig, StoreKit.isolatedClient)),
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SG_FAILSAFE_TTL", "2 minutes"]])))
       ))
   })
 
   const restartable = Layer.provideMerge(
-    TraceStore.layerRedis(),
+    TraceStoreRedis.layer(),
     Layer.provideMerge(RedisTestServer.layerClient(), RedisTestServer.layerSpawned)
   )
   layer(restartable, { excludeTestServices: true })("across a server restart", (it) => {
@@ -243,7 +244,7 @@ describe("TraceStore over Redis", () => {
 
   describe("when Redis is unreachable", () => {
     const nowhere = Layer.provide(
-      TraceStore.layerRedis(),
+      TraceStoreRedis.layer(),
       Layer.scoped(
         RedisClient.RedisClient,
         RedisClient.make({ url: "redis://127.0.0.1:1", connectTimeout: "200 millis", commandTimeout: "300 millis" })

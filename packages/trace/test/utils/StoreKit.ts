@@ -11,6 +11,7 @@ import { makeMemoryExecutions } from "../../src/internal/executionsMemory.js"
 import { makeMemoryBackend, MemoryKeyspace } from "../../src/internal/memoryBackend.js"
 import { makeService } from "../../src/internal/service.js"
 import * as TraceStore from "../../src/TraceStore.js"
+import * as TraceStoreRedis from "../../src/TraceStore/Redis.js"
 
 /** A lease the test controls. */
 export interface TestLease {
@@ -116,4 +117,4 @@ export const redis: Layer.Layer<
   TraceStore.TraceStore | StoreKit | RedisClient.RedisClient,
   never,
   RedisTestServer.RedisTestServer
-> = Layer.mergeAll(TraceStore.layerRedis(), redisKit).pipe(Layer.provideMerge(isolatedClient))
+> = Layer.mergeAll(TraceStoreRedis.layer(), redisKit).pipe(Layer.provideMerge(isolatedClient))
