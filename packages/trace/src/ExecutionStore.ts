@@ -10,7 +10,7 @@
  * record's status is the worst of the saves, `started_at` the earliest, `ended_at` the latest; it holds at most
  * `maxRuns` runs (1,000) and `maxBytes` of them (256 KiB), what is left out counted in `dropped.runs`.
  */
-import type { RedisError } from "@sg/redis"
+import type { RedisError } from "@sg/redis/RedisError"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"

@@ -4,7 +4,7 @@
  * the Python `core.trace` module uses, so both can share one Redis.
  */
 import type { Lease } from "@sg/leader"
-import type { RedisError } from "@sg/redis"
+import type { RedisError } from "@sg/redis/RedisError"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"

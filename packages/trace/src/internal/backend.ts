@@ -3,7 +3,7 @@
  * else (validation, timestamps, decoding, the sweep loop) is shared in `service.ts`, so the twins cannot drift.
  */
 import type { Lease } from "@sg/leader"
-import type { RedisError } from "@sg/redis"
+import type { RedisError } from "@sg/redis/RedisError"
 import type * as Effect from "effect/Effect"
 import type { TerminalState } from "../TraceRecord.js"
 
