@@ -19,14 +19,9 @@ export const Redis = Layer.mergeAll(TraceStoreRedis.layerConfig, LeaseStoreRedis
 /** Traces and leases in this process' memory. */
 export const Memory = Layer.mergeAll(TraceStore.layerMemoryConfig, LeaderElection.layerMemory())
 
-/** The recorder, saving kept execution records to the trace store. */
-const Recording = Layer.unwrapEffect(
-  Effect.map(TraceStore.TraceStore, (store) => Recorder.layerConfig({ save: store.saveExecution }))
-)
-
 /** Everything the service needs of sg, over `Redis` or `Memory`. */
 export const layer = <E, R>(store: Layer.Layer<TraceStore.TraceStore | LeaderElection.LeaderElection, E, R>) =>
-  Layer.mergeAll(TraceLifecycle.layer(), TraceWatchdog.layerConfig, Recording).pipe(
+  Layer.mergeAll(TraceLifecycle.layer(), TraceWatchdog.layerConfig, Recorder.layerStore).pipe(
     Layer.provideMerge(Layer.mergeAll(store, CircuitBreaker.layerConfig, TraceIdGenerator.layer))
   )
 

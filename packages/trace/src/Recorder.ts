@@ -44,6 +44,7 @@ import * as Redaction from "./Redaction.js"
 import * as Sampling from "./Sampling.js"
 import * as TraceExporter from "./TraceExporter.js"
 import * as TraceId from "./TraceId.js"
+import { TraceStore } from "./TraceStore.js"
 
 /** How the recorder records. Only `save` is required; the rest default to `defaults`. */
 export interface Options {
@@ -507,3 +508,8 @@ export const layerConfig = (
       return Option.isSome(exporter) ? layer({ ...configured, records: false }) : layerDisabled
     })
   )
+
+/** `layerConfig` saving kept records to the `TraceStore` in context (its execution records). */
+export const layerStore: Layer.Layer<Recorder, ConfigError.ConfigError, TraceStore> = Layer.unwrapEffect(
+  Effect.map(TraceStore, (store) => layerConfig({ save: store.saveExecution }))
+)

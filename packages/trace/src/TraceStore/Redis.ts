@@ -4,13 +4,15 @@
  * one module of `@sg/trace` that needs `@sg/redis` (and ioredis): import it by path, `@sg/trace/TraceStore/Redis`.
  */
 import { RedisClient } from "@sg/redis"
+import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { makeRedisExecutions } from "../internal/executionsRedis.js"
 import { makeRedisBackend } from "../internal/redisBackend.js"
 import { makeService } from "../internal/service.js"
-import { config, type Options, resolve, type Service, TraceStore } from "../TraceStore.js"
+import { config, layerMemoryConfig, type Options, resolve, type Service, TraceStore } from "../TraceStore.js"
 
 /** A store over the `RedisClient` in context (keys under its prefix). */
 export const make = (options?: Partial<Options>): Effect.Effect<Service, never, RedisClient.RedisClient> =>
@@ -29,8 +31,15 @@ export const layerConfig: Layer.Layer<TraceStore, ConfigError.ConfigError, Redis
   Effect.flatMap(config, make)
 )
 
-/** The Redis store configured from the environment, over a `RedisClient` configured from it too (`REDIS_URL`). */
-export const layerFromEnv: Layer.Layer<TraceStore, ConfigError.ConfigError> = Layer.provide(
-  layerConfig,
-  RedisClient.layerConfig
+/**
+ * The store `REDIS_URL` selects: Redis (over a `RedisClient` configured from the environment) when it is set and not
+ * empty, else the memory store, with a warning that nothing is shared with other replicas.
+ */
+export const layerFromEnv: Layer.Layer<TraceStore, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.map(Config.option(Config.string("REDIS_URL")), (url) =>
+    Option.isSome(url) && url.value !== ""
+      ? Layer.provide(layerConfig, RedisClient.layerConfig)
+      : Layer.effectDiscard(
+        Effect.logWarning("REDIS_URL is not set: using the in-memory trace store; nothing is shared with other replicas")
+      ).pipe(Layer.provideMerge(layerMemoryConfig)))
 )
