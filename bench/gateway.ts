@@ -15,7 +15,7 @@ import { spawn } from "node:child_process"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
 import { layer, ManagedRuntime, url, type Variant } from "./gateway-servers.js"
-import { type Figure, report } from "./harness.js"
+import { type Figure, median, report } from "./harness.js"
 
 const seconds = Number(process.env["SG_BENCH_SECONDS"] ?? 3)
 const rounds = Number(process.env["SG_BENCH_ROUNDS"] ?? 3)
@@ -89,12 +89,6 @@ const load = (target: string): Promise<Round> =>
     child.on("exit", (code) =>
       code === 0 ? resolve(JSON.parse(out) as Round) : reject(new Error(`load generator exited with ${code}`)))
   })
-
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 
 export const run = async (): Promise<void> => {
   const variants: ReadonlyArray<Variant> = ["bare", "plain", "ingress", "ingress+recorder", "traced"]

@@ -59,3 +59,10 @@ export const report = (title: string, figures: ReadonlyArray<Figure>, baseline?:
   console.log(line(columns))
   for (const row of rows) console.log(line(columns.map((c) => String((row as Record<string, string>)[c] ?? ""))))
 }
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}

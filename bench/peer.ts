@@ -23,7 +23,7 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { createRequire } from "node:module"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { type Figure, report } from "./harness.js"
+import { type Figure, median, report } from "./harness.js"
 
 const seconds = Number(process.env["SG_BENCH_SECONDS"] ?? 5)
 const rounds = Number(process.env["SG_BENCH_ROUNDS"] ?? 3)
@@ -188,12 +188,6 @@ const load = (target: Target): Promise<Round> =>
     child.on("exit", (code) =>
       code === 0 ? resolve(JSON.parse(out) as Round) : reject(new Error(`load generator exited with ${code}`)))
   })
-
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 
 const listening = /listening on http:\/\/localhost:(\d+)/
 
