@@ -66,7 +66,9 @@ describe("sg watchdog, as processes against a real Redis", () => {
       yield* waitUntil("the other to take the lease", holds(other), "10 seconds", outputs(holder, other))
       expect((yield* now) - killedAt).toBeLessThanOrEqual(2 * 2_000)
       expect(yield* epoch).toBeGreaterThan(before)
-      expect(other.stderr()).toContain("leadership acquired")
+      // The lease is in Redis before the new leader's log line reaches its stderr pipe: wait for the line too.
+      yield* waitUntil("the other to log its term", Effect.sync(() => other.stderr().includes("leadership acquired")),
+        "5 seconds", outputs(holder, other))
     }).pipe(Effect.scoped, Effect.provide(redis)), 60_000)
 
   it.live("SIGTERM on the holder: it releases the lease and exits 0; the other takes over within a retry period", () =>
