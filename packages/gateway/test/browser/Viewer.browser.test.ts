@@ -204,7 +204,13 @@ if (missing === undefined) {
         // Each bar sits where its start and duration put it on the record's axis, inside its track.
         const all = [...record.runs, ...record.runs.flatMap((r) => [...r.inference_calls, ...r.tool_calls])]
         const start = Math.min(Date.parse(record.started_at), ...all.map((s) => Date.parse(s.started_at)))
-        const end = Math.max(Date.parse(record.ended_at), ...all.map((s) => Date.parse(s.started_at) + s.duration_ms))
+        // The axis ends at the latest of the record's end and every span's start + duration, the record's own included
+        // (its duration is monotonic and may exceed ended_at - started_at by a millisecond).
+        const end = Math.max(
+          Date.parse(record.ended_at),
+          Date.parse(record.started_at) + record.duration_ms,
+          ...all.map((s) => Date.parse(s.started_at) + s.duration_ms)
+        )
         for (const row of rows) {
           const item = all.find((s) => ("run_id" in s ? s.run_id : s.call_id) === row.id)!
           expect(row.bar.left).toBeGreaterThanOrEqual(row.track.left - 0.5)

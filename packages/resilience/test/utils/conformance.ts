@@ -135,7 +135,8 @@ export const conformance = <R>(it: Vitest.MethodsNonLive<R, boolean>, backend: B
       const left = Duration.toMillis(error.retryAfter)
       if (backend.exact) expect(left).toBe(cd * 3 / 4)
       else {
-        expect(left).toBeLessThanOrEqual(cd * 3 / 4)
+        // Two clocks meet here (Node's timers, Redis TIME), each rounding to the millisecond: allow 2 ms between them.
+        expect(left).toBeLessThanOrEqual(cd * 3 / 4 + 2)
         expect(left).toBeGreaterThan(cd / 4)
       }
       expect(error.message).toContain(`"${a}" is open`)
@@ -575,7 +576,7 @@ export const conformance = <R>(it: Vitest.MethodsNonLive<R, boolean>, backend: B
         [c, true, false]
       ])
       expect(encoded[0]!.retry_after).toBeGreaterThan(0)
-      expect(encoded[0]!.retry_after).toBeLessThanOrEqual(cd * 3 / 4 / 1000)
+      expect(encoded[0]!.retry_after).toBeLessThanOrEqual((cd * 3 / 4 + (backend.exact ? 0 : 2)) / 1000)
       expect(yield* Schema.decodeUnknown(Schema.Array(CircuitBreaker.Status))(encoded)).toEqual(snapshot)
     }).pipe(provide(withCooldown()))
   })
