@@ -13,7 +13,7 @@
 import { HttpMiddleware, HttpRouter, HttpServer, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { CircuitBreaker } from "@sg/resilience"
-import { ExecutionSpan, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import { ExecutionSpan, ExecutionStore, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { Ingress } from "@sg/gateway"
@@ -43,12 +43,17 @@ const traced = (lifecycle: boolean, recorder: boolean) =>
   HttpMiddleware.withTracerDisabledWhen(() => true),
   Layer.provide(
     recorder
-      ? Layer.unwrapEffect(Effect.map(TraceStore.TraceStore, (store) => Recorder.layer({ save: store.saveExecution })))
+      ? Layer.unwrapEffect(Effect.map(ExecutionStore.ExecutionStore, (store) => Recorder.layer({ save: store.save })))
       : Layer.empty
   ),
   Layer.provide(TraceLifecycle.layer()),
   Layer.provide(
-    Layer.mergeAll(TraceStore.layerMemory, CircuitBreaker.layer().pipe(Layer.orDie), TraceIdGenerator.layer)
+    Layer.mergeAll(
+      TraceStore.layerMemory,
+      ExecutionStore.layerMemory,
+      CircuitBreaker.layer().pipe(Layer.orDie),
+      TraceIdGenerator.layer
+    )
   )
 )
 

@@ -8,7 +8,8 @@ import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
 import { RedisClient } from "@sg/redis"
 import { BreakerPolicy, CircuitBreaker, type InvalidBreakerPolicy } from "@sg/resilience"
 import * as SharedBreakers from "@sg/resilience/CircuitBreaker/Redis"
-import { type InvalidTraceInput, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
+import { ExecutionStore, type InvalidTraceInput, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
+import * as ExecutionStoreRedis from "@sg/trace/ExecutionStore/Redis"
 import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import {
   Config,
@@ -65,18 +66,22 @@ export const backend: Effect.Effect<Backend, ConfigError.ConfigError> = Effect.m
 /** The one Redis connection of a process (layers are shared by reference within one build). */
 const redisClient = RedisClient.layerConfig
 
-/** The trace store `REDIS_URL` selects (Redis, or memory); building it says which, first. */
-export const storeLayer: Layer.Layer<TraceStore.TraceStore, ConfigError.ConfigError> = Layer.unwrapEffect(
-  Effect.gen(function*() {
-    const selected = yield* backend
-    if (selected.kind === "memory") {
-      yield* Effect.logWarning(selected.description)
-      return TraceStore.layerMemoryConfig
-    }
-    yield* Effect.logInfo(selected.description)
-    return Layer.provide(TraceStoreRedis.layerConfig, redisClient)
-  })
-)
+/**
+ * The trace store and the execution store `REDIS_URL` selects (Redis over one connection, or memory); building them
+ * says which, first.
+ */
+export const storeLayer: Layer.Layer<TraceStore.TraceStore | ExecutionStore.ExecutionStore, ConfigError.ConfigError> =
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const selected = yield* backend
+      if (selected.kind === "memory") {
+        yield* Effect.logWarning(selected.description)
+        return Layer.merge(TraceStore.layerMemoryConfig, ExecutionStore.layerMemoryConfig)
+      }
+      yield* Effect.logInfo(selected.description)
+      return Layer.merge(TraceStoreRedis.layerConfig, ExecutionStoreRedis.layerConfig).pipe(Layer.provide(redisClient))
+    })
+  )
 
 /**
  * `SG_LEASE_TTL` (15 seconds), at least 1 second: renewals come every third of it and a leader steps down after two
@@ -105,22 +110,18 @@ export const leaderLayer: Layer.Layer<LeaderElection.LeaderElection, ConfigError
 
 /** The orphan watchdog (`SG_SWEEP_INTERVAL`) under the lease, with the store and the election it runs on. */
 export const watchdogLayer: Layer.Layer<
-  TraceWatchdog.TraceWatchdog | TraceStore.TraceStore | LeaderElection.LeaderElection,
+  TraceWatchdog.TraceWatchdog | TraceStore.TraceStore | ExecutionStore.ExecutionStore | LeaderElection.LeaderElection,
   ConfigError.ConfigError | InvalidTraceInput
 > = Layer.provideMerge(TraceWatchdog.layerConfig, Layer.merge(storeLayer, leaderLayer))
 
 /**
- * What `sg serve` runs on: `watchdogLayer` (the store, the election, the watchdog under the lease) and, with
- * `REDIS_URL`, the one Redis connection they share, in the context too (not in the type: it is there only with
- * Redis), so that the gateway's `/readyz` and `/api/status` ping it.
+ * What `sg serve` runs on: `watchdogLayer` (the stores, the election, the watchdog under the lease); with
+ * `REDIS_URL`, one Redis connection shared by all of them and the breakers.
  */
 export const backendLayer: Layer.Layer<
-  TraceWatchdog.TraceWatchdog | TraceStore.TraceStore | LeaderElection.LeaderElection,
+  TraceWatchdog.TraceWatchdog | TraceStore.TraceStore | ExecutionStore.ExecutionStore | LeaderElection.LeaderElection,
   ConfigError.ConfigError | InvalidTraceInput
-> = Layer.unwrapEffect(
-  Effect.map(backend, (selected) =>
-    selected.kind === "redis" ? Layer.merge(watchdogLayer, redisClient) : watchdogLayer)
-)
+> = watchdogLayer
 
 /**
  * `SG_BREAKER_SHARED` (on): with `REDIS_URL`, breakers are shared by every replica through Redis; `off` keeps them

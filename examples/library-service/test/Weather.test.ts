@@ -3,7 +3,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { RedisTestServer } from "@sg/redis/testing"
 import { CircuitBreaker } from "@sg/resilience"
-import { ExecutionRecord, Recorder, TraceId, TraceIdGenerator, TraceStore, TraceWatchdog } from "@sg/trace"
+import { ExecutionRecord, ExecutionStore, Recorder, TraceId, TraceIdGenerator, TraceStore, TraceWatchdog } from "@sg/trace"
 import { ConfigProvider, Context, Duration, Effect, Layer, Logger, Option, Ref, TestClock } from "effect"
 import * as Sg from "../src/Sg.js"
 import * as StandIn from "../src/StandIn.js"
@@ -64,7 +64,7 @@ const get = (path: string) =>
 const recordOf = (id: TraceId.TraceId) =>
   Effect.gen(function*() {
     yield* (yield* Recorder.Recorder).flush
-    return Option.getOrThrow(yield* (yield* TraceStore.TraceStore).getExecution(id))
+    return Option.getOrThrow(yield* (yield* ExecutionStore.ExecutionStore).get(id))
   })
 
 describe("the weather service with sg", () => {

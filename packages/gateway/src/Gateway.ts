@@ -5,14 +5,14 @@
  * ```ts
  * Gateway.layer().pipe(
  *   Layer.provide(NodeHttpServer.layer(createServer, { port: 8080 })),
- *   Layer.provide(services), // AgentRuntime, TraceStore, TraceLifecycle, CircuitBreaker, TraceIdGenerator
+ *   Layer.provide(services), // AgentRuntime, TraceStore, ExecutionStore, TraceLifecycle, CircuitBreaker, TraceIdGenerator
  *   Layer.launch
  * )
  * ```
  *
- * `RedisClient` and `TraceWatchdog`, when present in the context the layer is built in, show in `/api/status`.
- * `/readyz` answers from the `Readiness` in context, or from one the layer starts itself (default options, the
- * `readinessTimeout` below). Install the `Recorder` (with the store's `saveExecution`) around it to keep records.
+ * A `TraceWatchdog`, when present in the context the layer is built in, shows in `/api/status`, and so does a Redis
+ * store's address. `/readyz` answers from the `Readiness` in context, or from one the layer starts itself (default
+ * options, the `readinessTimeout` below). Install the `Recorder` (`Recorder.layerStore`) around it to keep records.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
@@ -23,10 +23,9 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { AgentRuntime } from "@sg/agent-runtime"
-import { RedisClient } from "@sg/redis"
 import { CircuitBreaker } from "@sg/resilience"
 import type { TraceIdGenerator } from "@sg/trace"
-import { TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
+import { ExecutionStore, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -71,15 +70,15 @@ const runsLive = (maxBodyBytes: number) =>
       handlers.handleRaw("create", ({ request }) => Runs.handle(runtime, lifecycle, request, maxBodyBytes))))
 
 const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
-  Effect.map(TraceStore.TraceStore, (store) =>
+  Effect.map(Effect.zip(TraceStore.TraceStore, ExecutionStore.ExecutionStore), ([store, executions]) =>
     handlers
       .handle("list", ({ urlParams }) =>
-        store.listExecutions(urlParams).pipe(
+        executions.list(urlParams).pipe(
           Effect.catchTags({
             InvalidExecutionQuery: (error) =>
               Effect.fail(Issues.badRequest([{ path: [error.field], message: error.message }], "query")),
-            RedisUnavailable: (error) => Effect.fail(storeUnavailable(error)),
-            RedisCommandError: (error) => Effect.fail(storeUnavailable(error))
+            TraceStoreUnavailable: (error) => Effect.fail(storeUnavailable(error)),
+            TraceStoreCommandError: (error) => Effect.fail(storeUnavailable(error))
           })
         ))
       .handle("get", ({ path: { trace_id } }) =>
@@ -93,7 +92,7 @@ const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
                 Option.none()
               ))
           ),
-          store.getExecution(trace_id).pipe(
+          executions.get(trace_id).pipe(
             Effect.catchTag("ExecutionRecordCorrupt", (error) =>
               Effect.as(
                 Effect.logWarning(`unreadable execution record: ${error.message}`).pipe(
@@ -104,8 +103,8 @@ const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
           )
         ], { concurrency: 2 }).pipe(
           Effect.catchTags({
-            RedisUnavailable: (error) => Effect.fail(storeUnavailable(error)),
-            RedisCommandError: (error) => Effect.fail(storeUnavailable(error))
+            TraceStoreUnavailable: (error) => Effect.fail(storeUnavailable(error)),
+            TraceStoreCommandError: (error) => Effect.fail(storeUnavailable(error))
           }),
           Effect.flatMap(([lifecycle, record]) =>
             Option.isNone(lifecycle) && Option.isNone(record)
@@ -141,22 +140,18 @@ const opsLive = (readinessTimeout: Duration.Duration) =>
     Effect.gen(function*() {
       const store = yield* TraceStore.TraceStore
       const breakers = yield* CircuitBreaker.CircuitBreaker
-      const redis = yield* Effect.serviceOption(RedisClient.RedisClient)
       const watchdog = yield* Effect.serviceOption(TraceWatchdog.TraceWatchdog)
       const readiness = yield* Option.match(yield* Effect.serviceOption(Readiness.Readiness), {
         onNone: () => Readiness.make({ timeout: readinessTimeout }),
         onSome: Effect.succeed
       })
-      // The background check pings the store: when that is Redis, `/api/status` reads its last answer; before the
-      // first one, or beside a store elsewhere, it asks Redis itself.
-      const ping = (client: RedisClient.Service) =>
-        client.ping.pipe(Effect.timeout(readinessTimeout), Effect.isSuccess)
-      const reachable = (client: RedisClient.Service) =>
-        store.backend !== "redis" ? ping(client) : Effect.flatMap(readiness.store, (check) =>
-          Option.match(check, {
-            onNone: () => ping(client),
-            onSome: (last) => Effect.succeed(last.reachable)
-          }))
+      const address = store.address
+      // The last background check's answer; before the first one, the store is asked.
+      const reachable = Effect.flatMap(readiness.store, (check) =>
+        Option.match(check, {
+          onNone: () => store.ping.pipe(Effect.timeout(readinessTimeout), Effect.isSuccess),
+          onSome: (last) => Effect.succeed(last.reachable)
+        }))
       return handlers
         .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
         .handle("readyz", () =>
@@ -165,15 +160,9 @@ const opsLive = (readinessTimeout: Duration.Duration) =>
         .handle("status", () =>
           Effect.all({
             store: Effect.succeed(store.backend),
-            redis: Option.match(redis, {
-              onNone: () => Effect.succeed(null),
-              onSome: (client) =>
-                Effect.map(reachable(client), (reachable) => ({
-                  reachable,
-                  target: client.target,
-                  prefix: client.prefix
-                }))
-            }),
+            redis: address === undefined
+              ? Effect.succeed(null)
+              : Effect.map(reachable, (reachable) => ({ reachable, target: address.target, prefix: address.prefix })),
             watchdog: Option.match(watchdog, {
               onNone: () => Effect.succeed(null),
               onSome: (running) => running.status
@@ -255,6 +244,7 @@ export const layer = (options?: Options): Layer.Layer<
   | HttpRouter.HttpRouter.DefaultServices
   | AgentRuntime.AgentRuntime
   | TraceStore.TraceStore
+  | ExecutionStore.ExecutionStore
   | TraceLifecycle.TraceLifecycle
   | TraceIdGenerator.TraceIdGenerator
   | CircuitBreaker.CircuitBreaker

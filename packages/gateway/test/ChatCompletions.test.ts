@@ -1,6 +1,6 @@
 import { HttpServer } from "@effect/platform"
 import { describe, expect, layer } from "@effect/vitest"
-import { Recorder, TraceId, TraceStore } from "@sg/trace"
+import { ExecutionStore, Recorder, TraceId } from "@sg/trace"
 import { Effect, Option } from "effect"
 import OpenAI from "openai"
 import * as RunGateway from "./utils/RunGateway.js"
@@ -27,8 +27,8 @@ const failure = <A>(f: (openai: OpenAI) => Promise<A>) => Effect.flip(call(f))
 const recordOf = (id: string) =>
   Effect.gen(function*() {
     yield* Effect.flatMap(Recorder.Recorder, (recorder) => recorder.flush)
-    const store = yield* TraceStore.TraceStore
-    return yield* T.eventually(Effect.flatMap(store.getExecution(id as TraceId.TraceId), (record) => record))
+    const store = yield* ExecutionStore.ExecutionStore
+    return yield* T.eventually(Effect.flatMap(store.get(id as TraceId.TraceId), (record) => record))
   })
 
 const traceIdOf = (headers: Headers): string => {

@@ -3,6 +3,7 @@ import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { CircuitBreaker } from "@sg/resilience"
 import { TraceLifecycle } from "@sg/trace"
+import * as ExecutionStoreRedis from "@sg/trace/ExecutionStore/Redis"
 import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import { Clock, Effect, Layer } from "effect"
 import { mintedIdOf } from "./utils/headers.js"
@@ -15,7 +16,7 @@ const hashOf = (id: string) =>
   Effect.flatMap(RedisClient.RedisClient, (client) => redis((c) => c.hgetall(client.key("trace", id))))
 
 /** The gateway over the Redis store, on a private redis-server this test may stop and start. */
-const gateway = T.make(TraceStoreRedis.layer()).pipe(
+const gateway = T.make(Layer.merge(TraceStoreRedis.layer(), ExecutionStoreRedis.layer())).pipe(
   Layer.provideMerge(RedisTestServer.layerClient({ commandTimeout: "500 millis" })),
   Layer.provideMerge(RedisTestServer.layerSpawned)
 )

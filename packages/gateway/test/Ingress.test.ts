@@ -1,9 +1,8 @@
 import { HttpMiddleware, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, layer } from "@effect/vitest"
-import { RedisUnavailable } from "@sg/redis"
 import { CircuitBreaker } from "@sg/resilience"
-import { CurrentTrace, TraceId, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import { CurrentTrace, TraceId, TraceIdGenerator, TraceLifecycle, TraceStore, TraceStoreUnavailable } from "@sg/trace"
 import { Effect, Layer, Option } from "effect"
 import * as Ingress from "../src/Ingress.js"
 import { mintedIdOf, traceHeadersOf } from "./utils/headers.js"
@@ -108,7 +107,7 @@ describe("Ingress on any HttpApp", () => {
     TraceStore.TraceStore,
     Effect.map(TraceStore.makeMemory(), (store) => {
       const down = (command: string) =>
-        Effect.fail(new RedisUnavailable({ command, message: "Redis at redis://127.0.0.1:1 is not connected" }))
+        Effect.fail(new TraceStoreUnavailable({ operation: command, message: "Redis at redis://127.0.0.1:1 is not connected" }))
       return TraceStore.TraceStore.of({
         ...store,
         create: () => down("MULTI"),

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { RedisUnavailable } from "@sg/redis"
 import { CircuitBreaker, Health } from "@sg/resilience"
-import { TraceLifecycle, TraceStore } from "@sg/trace"
+import { TraceLifecycle, TraceStore, TraceStoreUnavailable } from "@sg/trace"
 import { ConfigProvider, Context, Effect, Either, Layer, Option, Ref, TestClock } from "effect"
 import * as Readiness from "../src/Readiness.js"
 
@@ -21,7 +20,7 @@ const store = Layer.effect(
         now === "answers"
           ? Effect.void
           : now === "refused"
-          ? Effect.fail(new RedisUnavailable({ command: "PING", message: "connect ECONNREFUSED 127.0.0.1:6399" }))
+          ? Effect.fail(new TraceStoreUnavailable({ operation: "PING", message: "connect ECONNREFUSED 127.0.0.1:6399" }))
           : Effect.never)
     }
   })

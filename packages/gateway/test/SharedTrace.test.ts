@@ -2,6 +2,7 @@ import { expect, layer } from "@effect/vitest"
 import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { TraceIdGenerator, TraceStore } from "@sg/trace"
+import * as ExecutionStoreRedis from "@sg/trace/ExecutionStore/Redis"
 import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import { Effect, Fiber, Layer } from "effect"
 import * as T from "./utils/TestGateway.js"
@@ -19,7 +20,7 @@ const hashOf = (id: string) =>
 const isActive = (id: string) =>
   Effect.flatMap(RedisClient.RedisClient, (client) => redis((c) => c.sismember(client.key("traces", "active"), id)))
 
-const gateway = T.make(TraceStoreRedis.layer()).pipe(
+const gateway = T.make(Layer.merge(TraceStoreRedis.layer(), ExecutionStoreRedis.layer())).pipe(
   Layer.provideMerge(RedisTestServer.layerClient({ commandTimeout: "2 seconds" })),
   Layer.provideMerge(RedisTestServer.layerSpawned),
   Layer.provideMerge(TraceIdGenerator.layer)

@@ -1,6 +1,6 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { CircuitBreaker } from "@sg/resilience"
-import { Recorder, type TraceId, TraceStore } from "@sg/trace"
+import { ExecutionStore, Recorder, type TraceId } from "@sg/trace"
 import { Effect, Option } from "effect"
 import { mintedIdOf } from "./utils/headers.js"
 import * as RunGateway from "./utils/RunGateway.js"
@@ -11,8 +11,8 @@ import * as T from "./utils/TestGateway.js"
 const recordOf = (id: string) =>
   Effect.gen(function*() {
     yield* Effect.flatMap(Recorder.Recorder, (recorder) => recorder.flush)
-    const store = yield* TraceStore.TraceStore
-    return yield* T.eventually(Effect.flatMap(store.getExecution(id as TraceId.TraceId), (record) => record))
+    const store = yield* ExecutionStore.ExecutionStore
+    return yield* T.eventually(Effect.flatMap(store.get(id as TraceId.TraceId), (record) => record))
   })
 
 layer(RunGateway.make(), { excludeTestServices: true })("POST /v1/runs over the real runtime", (it) => {

@@ -4,6 +4,7 @@ import { RedisClient } from "@sg/redis"
 import { CircuitBreaker } from "@sg/resilience"
 import {
   ExecutionSpan,
+  ExecutionStore,
   Recorder,
   TraceId,
   TraceIdGenerator,
@@ -11,6 +12,7 @@ import {
   TraceStore,
   TraceWatchdog
 } from "@sg/trace"
+import * as ExecutionStoreRedis from "@sg/trace/ExecutionStore/Redis"
 import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import { Config, Effect, Layer, Option, Tracer } from "effect"
 
@@ -35,21 +37,22 @@ const program = Effect.gen(function*() {
   console.log(output) // HELLO
   yield* (yield* Recorder.Recorder).flush // records are saved off the request path: flush before reading one
   console.log(yield* store.get(id)) // Some(TraceRecord { state: "COMPLETED", created_at, updated_at, fields })
-  console.log(yield* store.getExecution(id)) // Some({ trace_id, status: "success", runs: [{ agent_id: "shouter" }] })
+  console.log(yield* (yield* ExecutionStore.ExecutionStore).get(id)) // Some({ trace_id, status: "success", runs: [{ agent_id: "shouter" }] })
   console.log(yield* store.sweepOrphans()) // { scanned, removed_missing, removed_terminal, orphaned, ... }
   console.log(yield* (yield* TraceWatchdog.TraceWatchdog).status) // { leader: true, epoch: 1, last_sweep }
 })
 
-// Traces and the watchdog's lease in Redis when REDIS_URL is set, else in memory.
+// Traces, execution records and the watchdog's lease in Redis when REDIS_URL is set, else in memory.
 const Backend = Layer.unwrapEffect(Effect.map(Config.option(Config.string("REDIS_URL")), (url) =>
   Option.isSome(url)
-    ? Layer.mergeAll(TraceStoreRedis.layerConfig, LeaseStoreRedis.layer()).pipe(
+    ? Layer.mergeAll(TraceStoreRedis.layerConfig, ExecutionStoreRedis.layerConfig, LeaseStoreRedis.layer()).pipe(
       Layer.provide(RedisClient.layerConfig)
     )
-    : Layer.mergeAll(TraceStore.layerMemoryConfig, LeaderElection.layerMemory())))
+    : Layer.mergeAll(TraceStore.layerMemoryConfig, ExecutionStore.layerMemoryConfig, LeaderElection.layerMemory())))
 
+// Every record kept (the default keeps all errors and 10 % of successes).
 const Recording = Layer.unwrapEffect(
-  Effect.map(TraceStore.TraceStore, (store) => Recorder.layer({ save: store.saveExecution, sampleSuccess: 1 }))
+  Effect.map(ExecutionStore.ExecutionStore, (store) => Recorder.layer({ save: store.save, sampleSuccess: 1 }))
 )
 
 const Sg = Layer.mergeAll(TraceLifecycle.layer(), TraceWatchdog.layerConfig, Recording).pipe(

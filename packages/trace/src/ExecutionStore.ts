@@ -3,22 +3,28 @@
  * implementations share this interface and one conformance suite: Redis (the record as a hash at `sg:exec:<id>`,
  * one field per run, with a 7-day TTL, sorted-set indexes `sg:exec:index`, `sg:exec:index:status:<status>` and
  * `sg:exec:index:agent:<agent>` scored by start ms and trimmed of entries past retention on every write) and memory
- * (the same under `Clock`). `TraceStore` exposes them as `saveExecution`, `getExecution` and `listExecutions`.
+ * (the same under `Clock`).
  *
  * A trace may span several requests (a caller's W3C trace over retries or fan-outs), each saving its own record: a
  * save merges into what the trace holds, run by run and atomically, so no save drops another's runs. The merged
  * record's status is the worst of the saves, `started_at` the earliest, `ended_at` the latest; it holds at most
  * `maxRuns` runs (1,000) and `maxBytes` of them (256 KiB), what is left out counted in `dropped.runs`.
+ *
+ * This module holds the Tag, the memory layers and the options; the Redis store is `@sg/trace/ExecutionStore/Redis`.
  */
-import type { RedisError } from "@sg/redis/RedisError"
 import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type { ExecutionRecord, ExecutionSummary, Status } from "./ExecutionRecord.js"
 import { defaultMaxTraces } from "./internal/evictions.js"
+import { makeMemoryExecutions } from "./internal/executionsMemory.js"
 import type { TraceId } from "./TraceId.js"
+import type { TraceStoreFailure } from "./TraceStoreError.js"
 
 /** What to list. */
 export interface ListOptions {
@@ -56,16 +62,18 @@ export class InvalidExecutionQuery extends Schema.TaggedError<InvalidExecutionQu
 ) {}
 
 /** The store of execution records. */
-export interface ExecutionStore {
+export interface Service {
+  /** Which store this is. */
+  readonly backend: "redis" | "memory"
   /**
    * Merges a record into the trace's (a run saved again replaces its earlier version), indexes it and trims the
    * indexes it touches of entries past retention.
    */
-  readonly save: (record: ExecutionRecord) => Effect.Effect<void, RedisError | ExecutionRecordCorrupt>
+  readonly save: (record: ExecutionRecord) => Effect.Effect<void, TraceStoreFailure | ExecutionRecordCorrupt>
   /** The record of a trace; `None` when there is none (never saved, not sampled, or expired). */
-  readonly get: (traceId: TraceId) => Effect.Effect<Option.Option<ExecutionRecord>, RedisError | ExecutionRecordCorrupt>
+  readonly get: (traceId: TraceId) => Effect.Effect<Option.Option<ExecutionRecord>, TraceStoreFailure | ExecutionRecordCorrupt>
   /** A page of summaries, newest first; expired and unreadable records are skipped (the latter logged). */
-  readonly list: (options?: ListOptions) => Effect.Effect<Page, RedisError | InvalidExecutionQuery>
+  readonly list: (options?: ListOptions) => Effect.Effect<Page, TraceStoreFailure | InvalidExecutionQuery>
 }
 
 /** How long records are kept, how large one trace's may grow, and in memory how many. */
@@ -104,3 +112,27 @@ export const config: Config.Config<Options> = Config.all({
     Config.withDescription("how long execution records are kept")
   )
 })
+
+/** `config` and `SG_MEMORY_MAX_TRACES` (100,000), for the memory store. */
+export const memoryConfig: Config.Config<Options> = Config.all({ options: config, maxTraces: memoryMaxTracesConfig }).pipe(
+  Config.map(({ maxTraces, options }) => ({ ...options, maxTraces }))
+)
+
+/** The store of execution records. */
+export class ExecutionStore extends Context.Tag("@sg/trace/ExecutionStore")<ExecutionStore, Service>() {}
+
+/**
+ * A store in process memory with the Redis store's semantics; TTL and retention follow `Clock`, so `TestClock`
+ * expires records. Bounded: expired records are purged on later saves, and past `maxTraces` the oldest go first.
+ */
+export const makeMemory = (options?: Partial<Options>): Effect.Effect<Service> =>
+  Effect.sync(() => makeMemoryExecutions({ ...defaults, ...options }))
+
+/** The memory store with DESIGN.md's defaults. */
+export const layerMemory: Layer.Layer<ExecutionStore> = Layer.effect(ExecutionStore, makeMemory())
+
+/** The memory store configured from the environment (`SG_EXEC_TTL`, `SG_MEMORY_MAX_TRACES`). */
+export const layerMemoryConfig: Layer.Layer<ExecutionStore, ConfigError.ConfigError> = Layer.effect(
+  ExecutionStore,
+  Effect.flatMap(memoryConfig, makeMemory)
+)

@@ -37,6 +37,7 @@ import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { ExecutionRecord } from "./ExecutionRecord.js"
+import { ExecutionStore } from "./ExecutionStore.js"
 import * as ExecTracer from "./internal/execTracer.js"
 import { ExpiringMap } from "./internal/expiringMap.js"
 import { type Limits, reduce, surelySuccess } from "./internal/reduce.js"
@@ -44,7 +45,6 @@ import * as Redaction from "./Redaction.js"
 import * as Sampling from "./Sampling.js"
 import * as TraceExporter from "./TraceExporter.js"
 import * as TraceId from "./TraceId.js"
-import { TraceStore } from "./TraceStore.js"
 
 /** How the recorder records. Only `save` is required; the rest default to `defaults`. */
 export interface Options {
@@ -509,7 +509,7 @@ export const layerConfig = (
     })
   )
 
-/** `layerConfig` saving kept records to the `TraceStore` in context (its execution records). */
-export const layerStore: Layer.Layer<Recorder, ConfigError.ConfigError, TraceStore> = Layer.unwrapEffect(
-  Effect.map(TraceStore, (store) => layerConfig({ save: store.saveExecution }))
+/** `layerConfig` saving kept records to the `ExecutionStore` in context. */
+export const layerStore: Layer.Layer<Recorder, ConfigError.ConfigError, ExecutionStore> = Layer.unwrapEffect(
+  Effect.map(ExecutionStore, (store) => layerConfig({ save: store.save }))
 )

@@ -25,6 +25,7 @@ import { type Attempt, Lane, make as makeWriter, type Stats } from "./internal/l
 import type { TraceId } from "./TraceId.js"
 import type { State, TerminalState } from "./TraceRecord.js"
 import { TraceStore } from "./TraceStore.js"
+import { isTraceStoreFailure } from "./TraceStoreError.js"
 
 /** Lifecycle writes that never fail. */
 export interface Service {
@@ -146,8 +147,7 @@ export const make = (
     const store = yield* TraceStore
     const breakers = yield* CircuitBreaker.CircuitBreaker
     // A refusal (terminal, not found, bad input) is the store working: only outages count against it.
-    const isFailure = (error: { readonly _tag: string }) =>
-      error._tag === "RedisUnavailable" || error._tag === "RedisCommandError"
+    const isFailure = isTraceStoreFailure
     const guard: <A, E extends { readonly _tag: string }>(
       self: Effect.Effect<A, E>
     ) => Effect.Effect<A, E | CircuitOpenError | CircuitTimeoutError> = breakers.protect(breakerName, { isFailure })

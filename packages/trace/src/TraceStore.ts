@@ -4,7 +4,6 @@
  * the Python `core.trace` module uses, so both can share one Redis.
  */
 import type { Lease } from "@sg/leader"
-import type { RedisError } from "@sg/redis/RedisError"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -15,7 +14,6 @@ import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as ExecutionStore from "./ExecutionStore.js"
 import * as Evictions from "./internal/evictions.js"
-import { makeMemoryExecutions } from "./internal/executionsMemory.js"
 import { makeMemoryBackend, MemoryKeyspace } from "./internal/memoryBackend.js"
 import { makeService } from "./internal/service.js"
 import type { TraceId } from "./TraceId.js"
@@ -26,7 +24,8 @@ import type {
   LeaseLost,
   StaleTraceWrite,
   TraceAlreadyTerminal,
-  TraceNotFound
+  TraceNotFound,
+  TraceStoreFailure
 } from "./TraceStoreError.js"
 
 /** TTLs and thresholds; DESIGN.md's defaults are in `defaults`. */
@@ -39,11 +38,9 @@ export interface Options {
   readonly orphanThreshold: Duration.DurationInput
   /** How many ids a sweep reads per SSCAN step (500). */
   readonly sweepBatchSize: number
-  /** TTL of an execution record and retention of its index entries (7 days). */
-  readonly execTtl: Duration.DurationInput
   /**
-   * The memory store's cap (`SG_MEMORY_MAX_TRACES`, 100,000) on lifecycle hashes, on active ids and on execution
-   * records, each: past it the least recently written goes, counted in `recordsEvicted`. Redis ignores it.
+   * The memory store's cap (`SG_MEMORY_MAX_TRACES`, 100,000) on lifecycle hashes and on active ids, each: past it
+   * the least recently written goes, counted in `recordsEvicted`. Redis ignores it.
    */
   readonly maxTraces: number
 }
@@ -54,7 +51,6 @@ export const defaults: Options = {
   terminalTtl: Duration.hours(1),
   orphanThreshold: Duration.minutes(30),
   sweepBatchSize: 500,
-  execTtl: Duration.days(7),
   maxTraces: Evictions.defaultMaxTraces
 }
 
@@ -88,7 +84,6 @@ export const config: Config.Config<Options> = Config.all({
     Config.withDescription("age past which a trace in flight is orphaned")
   ),
   sweepBatchSize: Config.succeed(defaults.sweepBatchSize),
-  execTtl: Config.map(ExecutionStore.config, (options) => options.ttl),
   maxTraces: Config.succeed(defaults.maxTraces)
 })
 
@@ -183,6 +178,8 @@ export interface Finished {
 export interface Service {
   /** Which backend this is, for `/api/status`. */
   readonly backend: "redis" | "memory"
+  /** Where a Redis store keeps its keys (the URL with any password masked, and the key prefix); none in memory. */
+  readonly address: Address | undefined
   /**
    * Registers a request of a trace, in one atomic step: a new trace (state, `created_at` and `updated_at` now,
    * opening 1), one more request of a trace in flight, or a terminal trace reopened; the metadata is written, the
@@ -193,7 +190,7 @@ export interface Service {
     initialState: State,
     metadata?: Readonly<Record<string, string>>,
     options?: CreateOptions
-  ) => Effect.Effect<Opening, InvalidTraceInput | RedisError>
+  ) => Effect.Effect<Opening, InvalidTraceInput | TraceStoreFailure>
   /**
    * Moves a trace to a new state (and `updated_at` to now), atomically refused once it is terminal or, with
    * `opening`, once it has moved past that opening. Moving it to `COMPLETED` or `ERRORED` is `finish` with no fields.
@@ -202,7 +199,7 @@ export interface Service {
     id: TraceId,
     state: State,
     options?: WriteOptions
-  ) => Effect.Effect<void, TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite | InvalidTraceInput | RedisError>
+  ) => Effect.Effect<void, TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite | InvalidTraceInput | TraceStoreFailure>
   /**
    * Ends one request of the trace, atomically: its fields (e.g. `error`), and when it was the last in flight the
    * terminal state (`ERRORED` if any request of the opening errored), `updated_at`, the terminal TTL and its removal
@@ -215,7 +212,7 @@ export interface Service {
     options?: WriteOptions
   ) => Effect.Effect<
     Finished,
-    TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite | InvalidTraceInput | RedisError
+    TraceNotFound | TraceAlreadyTerminal | StaleTraceWrite | InvalidTraceInput | TraceStoreFailure
   >
   /**
    * Adds caller fields (metadata) to an existing trace, atomically: a gone trace is `TraceNotFound` (no hash is
@@ -225,17 +222,17 @@ export interface Service {
   readonly annotate: (
     id: TraceId,
     fields: Readonly<Record<string, string>>
-  ) => Effect.Effect<void, TraceNotFound | InvalidTraceInput | RedisError>
+  ) => Effect.Effect<void, TraceNotFound | InvalidTraceInput | TraceStoreFailure>
   /** The trace's record; `None` once its hash is gone. */
-  readonly get: (id: TraceId) => Effect.Effect<Option.Option<TraceRecord>, InvalidTraceRecord | RedisError>
+  readonly get: (id: TraceId) => Effect.Effect<Option.Option<TraceRecord>, InvalidTraceRecord | TraceStoreFailure>
   /** Time left before the trace's hash expires; `None` when it is gone (or has no TTL). */
-  readonly ttl: (id: TraceId) => Effect.Effect<Option.Option<Duration.Duration>, RedisError>
+  readonly ttl: (id: TraceId) => Effect.Effect<Option.Option<Duration.Duration>, TraceStoreFailure>
   /** Whether the id is in the active set. */
-  readonly isActive: (id: TraceId) => Effect.Effect<boolean, RedisError>
+  readonly isActive: (id: TraceId) => Effect.Effect<boolean, TraceStoreFailure>
   /** How many ids the active set holds (SCARD). */
-  readonly activeCount: Effect.Effect<number, RedisError>
+  readonly activeCount: Effect.Effect<number, TraceStoreFailure>
   /** Succeeds only while the store answers (a PING to Redis; always, for memory): for readiness checks. */
-  readonly ping: Effect.Effect<void, RedisError>
+  readonly ping: Effect.Effect<void, TraceStoreFailure>
   /**
    * One pass of the orphan sweep: walks the active set in batches (SSCAN), removes ids whose hash is gone or whose
    * trace is already terminal (leaving the hash alone), and makes traces in flight idle past the threshold
@@ -246,13 +243,15 @@ export interface Service {
    */
   readonly sweepOrphans: (
     options?: SweepOptions
-  ) => Effect.Effect<SweepReport, LeaseLost | InvalidTraceInput | RedisError>
-  /** Saves (or replaces) an execution record under `sg:exec:<id>` (TTL `execTtl`) and indexes it. */
-  readonly saveExecution: ExecutionStore.ExecutionStore["save"]
-  /** The execution record of a trace; `None` when none was kept or it expired. */
-  readonly getExecution: ExecutionStore.ExecutionStore["get"]
-  /** A page of execution record summaries, newest first, by status and agent. */
-  readonly listExecutions: ExecutionStore.ExecutionStore["list"]
+  ) => Effect.Effect<SweepReport, LeaseLost | InvalidTraceInput | TraceStoreFailure>
+}
+
+/** Where a Redis store keeps its keys. */
+export interface Address {
+  /** The server's URL, any password masked. */
+  readonly target: string
+  /** The prefix of every key (`sg`). */
+  readonly prefix: string
 }
 
 /** The trace lifecycle store. */
@@ -268,11 +267,7 @@ export const resolve = (options?: Partial<Options>): Options => ({ ...defaults, 
 export const makeMemory = (options?: Partial<Options>): Effect.Effect<Service> =>
   Effect.sync(() => {
     const resolved = resolve(options)
-    return makeService(
-      makeMemoryBackend(new MemoryKeyspace({ maxTraces: resolved.maxTraces })),
-      resolved,
-      makeMemoryExecutions({ ttl: resolved.execTtl, maxTraces: resolved.maxTraces })
-    )
+    return makeService(makeMemoryBackend(new MemoryKeyspace({ maxTraces: resolved.maxTraces })), resolved)
   })
 
 /** The memory store with DESIGN.md's defaults. */

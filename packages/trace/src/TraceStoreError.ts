@@ -1,7 +1,41 @@
 /**
- * The ways a `TraceStore` call fails that a caller can act on (Redis itself failing is `@sg/redis`'s RedisError).
+ * The ways a `TraceStore` or `ExecutionStore` call fails: the store itself failing (`TraceStoreUnavailable`,
+ * `TraceStoreCommandError`, whatever backs it), and the refusals a caller can act on.
  */
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+
+/**
+ * The store could not be reached in time: connection refused or lost, a command queue full, or a call timed out.
+ * `operation` names the call; `cause` is the backend's own error.
+ */
+export class TraceStoreUnavailable extends Schema.TaggedError<TraceStoreUnavailable>("@sg/trace/TraceStoreUnavailable")(
+  "TraceStoreUnavailable",
+  {
+    operation: Schema.String,
+    message: Schema.String,
+    cause: Schema.optional(Schema.Defect)
+  }
+) {}
+
+/**
+ * The store answered, but the call failed: a key of the wrong type, a script error, a reply that did not decode.
+ * `operation` names the call; `cause` is the backend's own error.
+ */
+export class TraceStoreCommandError
+  extends Schema.TaggedError<TraceStoreCommandError>("@sg/trace/TraceStoreCommandError")("TraceStoreCommandError", {
+    operation: Schema.String,
+    message: Schema.String,
+    cause: Schema.optional(Schema.Defect)
+  })
+{}
+
+/** The store itself failed, either way: what a breaker around the store counts (refusals are the store working). */
+export type TraceStoreFailure = TraceStoreUnavailable | TraceStoreCommandError
+
+/** True for a `TraceStoreFailure`, by its tag (so also for one decoded from JSON). */
+export const isTraceStoreFailure = (u: unknown): u is TraceStoreFailure =>
+  Predicate.isTagged(u, "TraceStoreUnavailable") || Predicate.isTagged(u, "TraceStoreCommandError")
 
 /** The trace's hash does not exist: never created, or expired (its failsafe or terminal TTL ran out). */
 export class TraceNotFound extends Schema.TaggedError<TraceNotFound>("@sg/trace/TraceNotFound")("TraceNotFound", {

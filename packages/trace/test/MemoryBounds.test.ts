@@ -1,9 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, ConfigProvider, Duration, Effect, Exit, Metric, Option, TestClock } from "effect"
+import { Clock, ConfigProvider, Duration, Effect, Exit, Layer, Metric, Option, TestClock } from "effect"
 import type { EvictingStore } from "../src/internal/evictions.js"
 import { makeMemoryExecutions } from "../src/internal/executionsMemory.js"
 import { makeMemoryBackend, MemoryKeyspace } from "../src/internal/memoryBackend.js"
 import { makeService } from "../src/internal/service.js"
+import * as ExecutionStore from "../src/ExecutionStore.js"
 import * as TraceStore from "../src/TraceStore.js"
 import { freshId, recordAt } from "./utils/execStoreConformance.js"
 import { nextTraceId } from "./utils/ids.js"
@@ -13,7 +14,7 @@ const bounded = (maxTraces: number) =>
   Effect.sync(() => {
     const keyspace = new MemoryKeyspace({ maxTraces })
     const options = { ...TraceStore.defaults, maxTraces }
-    const store = makeService(makeMemoryBackend(keyspace), options, makeMemoryExecutions({ ttl: options.execTtl }))
+    const store = makeService(makeMemoryBackend(keyspace), options)
     return { keyspace, store }
   })
 
@@ -120,11 +121,11 @@ describe("the memory stores are bounded", () => {
   it.effect("SG_MEMORY_MAX_TRACES sets the cap of layerMemoryConfig; a bad value is a ConfigError naming it", () =>
     Effect.gen(function*() {
       const withEnv = (value: string) =>
-        TraceStore.TraceStore.pipe(
-          Effect.provide(TraceStore.layerMemoryConfig),
+        Effect.zip(TraceStore.TraceStore, ExecutionStore.ExecutionStore).pipe(
+          Effect.provide(Layer.merge(TraceStore.layerMemoryConfig, ExecutionStore.layerMemoryConfig)),
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SG_MEMORY_MAX_TRACES", value]])))
         )
-      const store = yield* withEnv("3")
+      const [store, executions] = yield* withEnv("3")
       const ids = Array.from({ length: 5 }, () => nextTraceId())
       for (const id of ids) yield* store.create(id, "RECEIVED")
       expect(yield* store.get(ids[1]!)).toEqual(Option.none())
@@ -132,9 +133,9 @@ describe("the memory stores are bounded", () => {
       expect(yield* store.activeCount).toBe(3)
       const now = yield* Clock.currentTimeMillis
       const records = Array.from({ length: 4 }, () => freshId())
-      for (const [i, id] of records.entries()) yield* store.saveExecution(recordAt(id, now + i))
-      expect(yield* store.getExecution(records[0]!)).toEqual(Option.none())
-      expect(Option.isSome(yield* store.getExecution(records[1]!))).toBe(true)
+      for (const [i, id] of records.entries()) yield* executions.save(recordAt(id, now + i))
+      expect(yield* executions.get(records[0]!)).toEqual(Option.none())
+      expect(Option.isSome(yield* executions.get(records[1]!))).toBe(true)
 
       for (const bad of ["0", "-5", "many"]) {
         const exit = yield* Effect.exit(withEnv(bad))

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { RedisUnavailable } from "@sg/redis"
-import { ExecutionRecord, ExecutionSpan, Recorder, type TraceId } from "@sg/trace"
+import { ExecutionRecord, ExecutionSpan, Recorder, type TraceId, TraceStoreUnavailable } from "@sg/trace"
 import {
   Cause,
   ConfigProvider,
@@ -366,7 +365,7 @@ describe("Recorder", () => {
       const saved = makeCapture()
       const save = (record: ExecutionRecord.ExecutionRecord) =>
         Effect.flatMap(Ref.get(failing), (down) =>
-          down ? Effect.fail(new RedisUnavailable({ command: "MULTI", message: "Redis is down" })) : saved.save(record))
+          down ? Effect.fail(new TraceStoreUnavailable({ operation: "MULTI", message: "Redis is down" })) : saved.save(record))
       const before = yield* droppedCount("store_failed")
       yield* Effect.gen(function*() {
         const recorder = yield* Recorder.Recorder

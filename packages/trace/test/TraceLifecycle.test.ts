@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { RedisUnavailable } from "@sg/redis"
 import { CircuitBreaker } from "@sg/resilience"
-import { CurrentTrace, TraceLifecycle, TraceStore } from "@sg/trace"
+import { CurrentTrace, TraceLifecycle, TraceStore, TraceStoreUnavailable } from "@sg/trace"
 import { Context, Effect, Exit, Fiber, Layer, Metric, Option, Scope, TestClock } from "effect"
 import { nextTraceId } from "./utils/ids.js"
 
@@ -21,10 +20,10 @@ const switchable = Layer.effect(
     const inner = yield* TraceStore.TraceStore
     const control = yield* StoreMode
     const gate = <A, E>(what: string, self: Effect.Effect<A, E>) =>
-      Effect.suspend((): Effect.Effect<A, E | RedisUnavailable> => {
+      Effect.suspend((): Effect.Effect<A, E | TraceStoreUnavailable> => {
         switch (control.mode) {
           case "down":
-            return Effect.fail(new RedisUnavailable({ command: what, message: "connection refused" }))
+            return Effect.fail(new TraceStoreUnavailable({ operation: what, message: "connection refused" }))
           case "stalled":
             return Effect.zipRight(
               Effect.sleep("10 seconds"),

@@ -223,14 +223,14 @@ describe("TraceStore over Redis", () => {
         expect((yield* store.sweepOrphans({ threshold: "1 millis" })).orphaned).toBe(1)
 
         yield* server.stop
-        expect((yield* Effect.flip(store.create(nextTraceId(), "RECEIVED")))._tag).toBe("RedisUnavailable")
+        expect((yield* Effect.flip(store.create(nextTraceId(), "RECEIVED")))._tag).toBe("TraceStoreUnavailable")
         yield* server.start
         const after = nextTraceId()
         yield* store.create(after, "INFERRING").pipe(
           Effect.retry({
             schedule: Schedule.spaced("50 millis"),
             times: 60,
-            while: (e) => e._tag === "RedisUnavailable"
+            while: (e) => e._tag === "TraceStoreUnavailable"
           })
         )
         yield* store.transition(after, "EGRESS")
@@ -250,14 +250,18 @@ describe("TraceStore over Redis", () => {
         RedisClient.make({ url: "redis://127.0.0.1:1", connectTimeout: "200 millis", commandTimeout: "300 millis" })
       )
     )
-    it.live("every call fails with RedisUnavailable, nothing crashes", () =>
+    it.live("every call fails with TraceStoreUnavailable (the Redis error its cause), nothing crashes", () =>
       Effect.gen(function*() {
         const store = yield* TraceStore.TraceStore
         const id = nextTraceId()
-        expect((yield* Effect.flip(store.create(id, "RECEIVED")))._tag).toBe("RedisUnavailable")
-        expect((yield* Effect.flip(store.transition(id, "EGRESS")))._tag).toBe("RedisUnavailable")
-        expect((yield* Effect.flip(store.get(id)))._tag).toBe("RedisUnavailable")
-        expect((yield* Effect.flip(store.sweepOrphans()))._tag).toBe("RedisUnavailable")
+        expect((yield* Effect.flip(store.create(id, "RECEIVED")))._tag).toBe("TraceStoreUnavailable")
+        expect((yield* Effect.flip(store.transition(id, "EGRESS")))._tag).toBe("TraceStoreUnavailable")
+        expect((yield* Effect.flip(store.get(id)))._tag).toBe("TraceStoreUnavailable")
+        expect((yield* Effect.flip(store.sweepOrphans()))._tag).toBe("TraceStoreUnavailable")
+        const failure = yield* Effect.flip(store.ping)
+        expect(failure).toMatchObject({ _tag: "TraceStoreUnavailable", operation: "PING" })
+        expect(failure.message).toContain("127.0.0.1:1")
+        expect(failure.cause).toMatchObject({ _tag: "RedisUnavailable" })
       }).pipe(Effect.provide(nowhere)))
   })
 })

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
 import { LeaderElection, LeaseStore } from "@sg/leader"
-import { RedisUnavailable } from "@sg/redis"
 import {
   Cause,
   Clock,
@@ -18,7 +17,7 @@ import {
   TestClock
 } from "effect"
 import * as TraceStore from "../src/TraceStore.js"
-import { LeaseLost } from "../src/TraceStoreError.js"
+import { LeaseLost, TraceStoreUnavailable } from "../src/TraceStoreError.js"
 import * as TraceWatchdog from "../src/TraceWatchdog.js"
 import { nextTraceId } from "./utils/ids.js"
 import { memory, StoreKit } from "./utils/StoreKit.js"
@@ -68,7 +67,7 @@ const recording = (
         ? undefined
         : yield* Ref.modify(faults, ([first, ...rest]) => [first, rest] as const)
       if (fault === "fail") {
-        return yield* new RedisUnavailable({ command: "SSCAN", message: "connection refused" })
+        return yield* new TraceStoreUnavailable({ operation: "SSCAN", message: "connection refused" })
       }
       if (fault === "die") return yield* Effect.dieMessage("the sweep hit a bug")
       if (fault === "lease-lost") {
@@ -185,7 +184,7 @@ describe("TraceWatchdog (memory, TestClock)", () => {
       expect((yield* a.watchdog.status).last_sweep).toMatchObject({
         ok: false,
         report: null,
-        error: "RedisUnavailable: connection refused"
+        error: "TraceStoreUnavailable: connection refused"
       })
       yield* TestClock.adjust("5 minutes")
       expect((yield* a.watchdog.status).last_sweep).toMatchObject({ ok: false, error: "defect: the sweep hit a bug" })

@@ -34,7 +34,14 @@ import { AgentRuntime, Provider } from "@sg/agent-runtime"
 import { Gateway, Readiness } from "@sg/gateway"
 import { Otel } from "@sg/otel"
 import { Health, type InvalidBreakerPolicy } from "@sg/resilience"
-import { type InvalidTraceInput, Recorder, TraceId, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import {
+  type ExecutionStore,
+  type InvalidTraceInput,
+  Recorder,
+  TraceId,
+  TraceIdGenerator,
+  TraceLifecycle
+} from "@sg/trace"
 import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer, Runtime } from "effect"
 import { randomBytes } from "node:crypto"
 import * as Http from "node:http"
@@ -186,9 +193,9 @@ export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifec
     Layer.provideMerge(Environment.backendLayer)
   )
 
-/** The recorder (`SG_RECORD`, `SG_SAMPLE_SUCCESS`, `SG_TRUNCATE`) saving kept records to the store. */
-export const recorderLayer: Layer.Layer<Recorder.Recorder, ConfigError.ConfigError, TraceStore.TraceStore> = Layer
-  .unwrapEffect(Effect.map(TraceStore.TraceStore, (store) => Recorder.layerConfig({ save: store.saveExecution })))
+/** The recorder (`SG_RECORD`, `SG_SAMPLE_SUCCESS`, `SG_TRUNCATE`) saving kept records to the execution store. */
+export const recorderLayer: Layer.Layer<Recorder.Recorder, ConfigError.ConfigError, ExecutionStore.ExecutionStore> =
+  Recorder.layerStore
 
 /**
  * OTLP export of sampled traces (`OTEL_EXPORTER_OTLP_ENDPOINT` and the rest; unset: none), over `node:http` with

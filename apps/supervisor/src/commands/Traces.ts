@@ -8,8 +8,7 @@ import * as HelpDoc from "@effect/cli/HelpDoc"
 import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
 import { GatewayApi } from "@sg/gateway"
-import type { RedisError } from "@sg/redis"
-import { ExecutionRecord, TraceId, TraceStore } from "@sg/trace"
+import { ExecutionRecord, ExecutionStore, TraceId, TraceStore, type TraceStoreFailure } from "@sg/trace"
 import { Console, DateTime, Effect, Option, Schema } from "effect"
 import * as Environment from "../Environment.js"
 
@@ -27,7 +26,7 @@ export const memoryEmpty = "REDIS_URL is not set: this command reads an in-memor
 const refuse = (message: string, code: number) =>
   Effect.zipRight(Console.error(message), Effect.sync(() => void (process.exitCode = code)))
 
-const storeFailed = (error: RedisError) => refuse(`cannot read the trace store: ${error.message}`, 1)
+const storeFailed = (error: TraceStoreFailure) => refuse(`cannot read the trace store: ${error.message}`, 1)
 
 /** Milliseconds, readably: `0.42 ms`, `12.3 ms`, `1.52 s`. */
 export const formatMillis = (ms: number): string =>
@@ -230,8 +229,8 @@ interface ListOptions {
 const listTraces = (options: ListOptions) =>
   Effect.gen(function*() {
     const selected = yield* Environment.backend
-    const store = yield* TraceStore.TraceStore
-    const page = yield* store.listExecutions({
+    const store = yield* ExecutionStore.ExecutionStore
+    const page = yield* store.list({
       status: Option.getOrUndefined(options.status),
       agent: Option.getOrUndefined(options.agent),
       limit: options.limit,
@@ -240,8 +239,8 @@ const listTraces = (options: ListOptions) =>
       Effect.map(Option.some),
       Effect.catchTags({
         InvalidExecutionQuery: (error) => Effect.as(refuse(`--${error.field}: ${error.message}`, 2), Option.none()),
-        RedisUnavailable: (error) => Effect.as(storeFailed(error), Option.none()),
-        RedisCommandError: (error) => Effect.as(storeFailed(error), Option.none())
+        TraceStoreUnavailable: (error) => Effect.as(storeFailed(error), Option.none()),
+        TraceStoreCommandError: (error) => Effect.as(storeFailed(error), Option.none())
       })
     )
     if (Option.isNone(page)) return
@@ -280,17 +279,18 @@ const showTrace = (traceId: TraceId.TraceId, asJson: boolean) =>
   Effect.gen(function*() {
     const selected = yield* Environment.backend
     const store = yield* TraceStore.TraceStore
+    const executions = yield* ExecutionStore.ExecutionStore
     const read = Effect.all([
       store.get(traceId).pipe(Effect.catchTag("InvalidTraceRecord", (error) =>
         Effect.as(Console.error(`the lifecycle record is unreadable: ${error.message}`), Option.none()))),
-      store.getExecution(traceId).pipe(Effect.catchTag("ExecutionRecordCorrupt", (error) =>
+      executions.get(traceId).pipe(Effect.catchTag("ExecutionRecordCorrupt", (error) =>
         Effect.as(Console.error(`the execution record is unreadable: ${error.message}`), Option.none())))
     ], { concurrency: 2 })
     const found = yield* read.pipe(
       Effect.map(Option.some),
       Effect.catchTags({
-        RedisUnavailable: (error) => Effect.as(storeFailed(error), Option.none()),
-        RedisCommandError: (error) => Effect.as(storeFailed(error), Option.none())
+        TraceStoreUnavailable: (error) => Effect.as(storeFailed(error), Option.none()),
+        TraceStoreCommandError: (error) => Effect.as(storeFailed(error), Option.none())
       })
     )
     if (Option.isNone(found)) return

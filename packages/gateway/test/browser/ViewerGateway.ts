@@ -7,7 +7,7 @@ import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { AgentRuntime } from "@sg/agent-runtime"
 import { CircuitBreaker } from "@sg/resilience"
-import { ExecutionRecord, Recorder, TraceId, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import { ExecutionRecord, ExecutionStore, Recorder, TraceId, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Clock, Context, DateTime, Duration, Effect, Layer, Schedule } from "effect"
 import { createServer } from "node:http"
 import * as Gateway from "../../src/Gateway.js"
@@ -45,11 +45,11 @@ const services = Layer.mergeAll(
   AgentRuntime.layerDemo().pipe(Layer.orDie),
   TraceLifecycle.layer(),
   TraceIdGenerator.layer
-).pipe(Layer.provideMerge(Layer.mergeAll(TraceStore.layerMemory, CircuitBreaker.layer().pipe(Layer.orDie))))
+).pipe(Layer.provideMerge(Layer.mergeAll(TraceStore.layerMemory, ExecutionStore.layerMemory, CircuitBreaker.layer().pipe(Layer.orDie))))
 
 const recording = Layer.unwrapEffect(
-  Effect.map(TraceStore.TraceStore, (store) =>
-    Recorder.layer({ save: store.saveExecution, sampleSuccess: 1, grace: Duration.millis(5) }))
+  Effect.map(ExecutionStore.ExecutionStore, (store) =>
+    Recorder.layer({ save: store.save, sampleSuccess: 1, grace: Duration.millis(5) }))
 )
 
 const gateway = Gateway.layer().pipe(
@@ -131,7 +131,7 @@ const seed = Effect.gen(function*() {
   const timeout = yield* generator.next
   const runId = yield* generator.next
   yield* store.create(timeout, "EGRESS", { platform: markup.platform, channel: "browser-test" })
-  yield* store.saveExecution(crafted(timeout, runId, yield* Clock.currentTimeMillis))
+  yield* (yield* ExecutionStore.ExecutionStore).save(crafted(timeout, runId, yield* Clock.currentTimeMillis))
 
   const all = [fanOut, toolError, script, ...failed, rejected, timeout]
   // The recorder writes after each response: wait until every record is listed.

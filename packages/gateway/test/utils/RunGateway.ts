@@ -21,7 +21,7 @@ import * as Tool from "@effect/ai/Tool"
 import * as Toolkit from "@effect/ai/Toolkit"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Agent, AgentRuntime, Provider } from "@sg/agent-runtime"
-import { Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import { ExecutionStore, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Duration, Effect, Layer, Schedule, Schema, Stream } from "effect"
 import * as Gateway from "../../src/Gateway.js"
 import { breakers, layerJournaled } from "./TestGateway.js"
@@ -127,8 +127,8 @@ const chain = Layer.effect(
 )
 
 const recording = Layer.unwrapEffect(
-  Effect.map(TraceStore.TraceStore, (store) =>
-    Recorder.layer({ save: store.saveExecution, sampleSuccess: 1, grace: Duration.millis(5) }))
+  Effect.map(ExecutionStore.ExecutionStore, (store) =>
+    Recorder.layer({ save: store.save, sampleSuccess: 1, grace: Duration.millis(5) }))
 )
 
 /** The gateway over the real runtime; `options` go to the runtime (budgets, timeouts). */
@@ -136,7 +136,7 @@ export const make = (options?: Omit<AgentRuntime.Options, "agents">) => {
   const services = AgentRuntime.layer({ ...options, agents }).pipe(
     Layer.provide(chain),
     Layer.provideMerge(TraceLifecycle.layer()),
-    Layer.provideMerge(Layer.mergeAll(layerJournaled(TraceStore.layerMemory), breakers, TraceIdGenerator.layer)),
+    Layer.provideMerge(Layer.mergeAll(layerJournaled(Layer.merge(TraceStore.layerMemory, ExecutionStore.layerMemory)), breakers, TraceIdGenerator.layer)),
     Layer.orDie
   )
   return Gateway.layer().pipe(

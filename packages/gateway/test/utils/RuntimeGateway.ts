@@ -6,7 +6,7 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { Agent, AgentRuntime, DemoAgents, Provider } from "@sg/agent-runtime"
 import { LeaderElection } from "@sg/leader"
-import { Recorder, TraceIdGenerator, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
+import { ExecutionStore, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
 import { Duration, Effect, Layer, Queue } from "effect"
 import * as Gateway from "../../src/Gateway.js"
 import { breakers } from "./TestGateway.js"
@@ -31,8 +31,8 @@ const runtime = AgentRuntime.layer({ agents: [...DemoAgents.agents, stalling] })
 )
 
 const recording = Layer.unwrapEffect(
-  Effect.map(TraceStore.TraceStore, (store) =>
-    Recorder.layer({ save: store.saveExecution, sampleSuccess: 0, grace: Duration.millis(5) }))
+  Effect.map(ExecutionStore.ExecutionStore, (store) =>
+    Recorder.layer({ save: store.save, sampleSuccess: 0, grace: Duration.millis(5) }))
 )
 
 const watchdog = TraceWatchdog.layer().pipe(
@@ -48,5 +48,5 @@ export const layer = Gateway.layer().pipe(
   Layer.provide(recording),
   Layer.provideMerge(NodeHttpServer.layerTest),
   Layer.provideMerge(Layer.mergeAll(runtime, TraceLifecycle.layer(), watchdog)),
-  Layer.provideMerge(Layer.mergeAll(TraceStore.layerMemory, breakers, TraceIdGenerator.layer))
+  Layer.provideMerge(Layer.mergeAll(TraceStore.layerMemory, ExecutionStore.layerMemory, breakers, TraceIdGenerator.layer))
 )

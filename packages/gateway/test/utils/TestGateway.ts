@@ -6,7 +6,7 @@
 import { HttpApiClient, HttpClient, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { CircuitBreaker } from "@sg/resilience"
-import { Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import { ExecutionStore, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Context, Duration, Effect, Layer, Schedule } from "effect"
 import * as Http from "node:http"
 import * as Gateway from "../../src/Gateway.js"
@@ -27,15 +27,15 @@ export class Journal extends Context.Tag("test/gateway/Journal")<Journal, Array<
 /** The writes of one trace. */
 export const writesOf = (id: string) => Effect.map(Journal, (writes) => writes.filter((w) => w.id === id))
 
-/** A store that journals lifecycle writes, over `inner`. */
-export const layerJournaled = <E, R>(inner: Layer.Layer<TraceStore.TraceStore, E, R>) =>
-  Layer.effect(
-    TraceStore.TraceStore,
+/** A store that journals lifecycle writes, over `inner` (whatever else `inner` provides, passed on). */
+export const layerJournaled = <ROut, E, R>(inner: Layer.Layer<TraceStore.TraceStore | ROut, E, R>) =>
+  Layer.effectContext(
     Effect.gen(function*() {
-      const store = yield* TraceStore.TraceStore
+      const context = yield* Effect.context<TraceStore.TraceStore | ROut>()
+      const store = Context.get(context, TraceStore.TraceStore)
       const journal = yield* Journal
       const note = (write: Write) => Effect.sync(() => void journal.push(write))
-      return TraceStore.TraceStore.of({
+      return Context.add(context, TraceStore.TraceStore, {
         ...store,
         create: (id, state, metadata, options) =>
           Effect.zipRight(
@@ -52,8 +52,8 @@ export const layerJournaled = <E, R>(inner: Layer.Layer<TraceStore.TraceStore, E
   ).pipe(Layer.provide(inner), Layer.provideMerge(Layer.sync(Journal, () => [])))
 
 const recording = Layer.unwrapEffect(
-  Effect.map(TraceStore.TraceStore, (store) =>
-    Recorder.layer({ save: store.saveExecution, sampleSuccess: 1, grace: Duration.millis(5) }))
+  Effect.map(ExecutionStore.ExecutionStore, (store) =>
+    Recorder.layer({ save: store.save, sampleSuccess: 1, grace: Duration.millis(5) }))
 )
 
 /** Breakers: the defaults, and a trace-store breaker that cools down in a second (for recovery tests). */
@@ -61,8 +61,11 @@ export const breakers = CircuitBreaker.layer({ policies: { "trace-store": { cool
   Layer.orDie
 )
 
-/** The gateway and everything it needs, over the given store layer (and whatever that needs). */
-export const make = <E, R>(store: Layer.Layer<TraceStore.TraceStore, E, R>, options?: Gateway.Options) => {
+/** The gateway and everything it needs, over the given stores (and whatever they need). */
+export const make = <E, R>(
+  store: Layer.Layer<TraceStore.TraceStore | ExecutionStore.ExecutionStore, E, R>,
+  options?: Gateway.Options
+) => {
   const services = FakeRuntime.layer.pipe(
     Layer.provideMerge(Layer.sync(FakeRuntime.Seen, () => [])),
     // A deadline no write misses on a loaded machine: these tests read the lifecycle right after the response.
@@ -77,7 +80,7 @@ export const make = <E, R>(store: Layer.Layer<TraceStore.TraceStore, E, R>, opti
 }
 
 /** The gateway over the memory store. */
-export const layerMemory = make(TraceStore.layerMemory)
+export const layerMemory = make(Layer.merge(TraceStore.layerMemory, ExecutionStore.layerMemory))
 
 /** A client derived from the `Api` declaration (our own spans are not propagated: the gateway mints ids). */
 export const client = HttpApiClient.make(Api, { transformClient: HttpClient.withTracerPropagation(false) })

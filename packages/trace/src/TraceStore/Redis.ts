@@ -1,7 +1,7 @@
 /**
- * The trace store in Redis: lifecycle hashes under `<prefix>:trace:<id>`, the active set, execution records and
- * their indexes, every write one Lua script (DESIGN.md's keyspace, shared with the Python `core.trace` module). The
- * one module of `@sg/trace` that needs `@sg/redis` (and ioredis): import it by path, `@sg/trace/TraceStore/Redis`.
+ * The trace store in Redis: lifecycle hashes under `<prefix>:trace:<id>` and the active set, every write one Lua
+ * script (DESIGN.md's keyspace, shared with the Python `core.trace` module). With `@sg/trace/ExecutionStore/Redis`
+ * the one module of `@sg/trace` that needs `@sg/redis` (and ioredis): import it by path, `@sg/trace/TraceStore/Redis`.
  */
 import { RedisClient } from "@sg/redis"
 import * as Config from "effect/Config"
@@ -9,7 +9,6 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { makeRedisExecutions } from "../internal/executionsRedis.js"
 import { makeRedisBackend } from "../internal/redisBackend.js"
 import { makeService } from "../internal/service.js"
 import { config, layerMemoryConfig, type Options, resolve, type Service, TraceStore } from "../TraceStore.js"
@@ -18,7 +17,7 @@ import { config, layerMemoryConfig, type Options, resolve, type Service, TraceSt
 export const make = (options?: Partial<Options>): Effect.Effect<Service, never, RedisClient.RedisClient> =>
   Effect.map(RedisClient.RedisClient, (redis) => {
     const resolved = resolve(options)
-    return makeService(makeRedisBackend(redis), resolved, makeRedisExecutions(redis, { ttl: resolved.execTtl }))
+    return makeService(makeRedisBackend(redis), resolved)
   })
 
 /** The Redis store with the given options (DESIGN.md's defaults for the rest). */

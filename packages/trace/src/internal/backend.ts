@@ -3,9 +3,9 @@
  * else (validation, timestamps, decoding, the sweep loop) is shared in `service.ts`, so the twins cannot drift.
  */
 import type { Lease } from "@sg/leader"
-import type { RedisError } from "@sg/redis/RedisError"
 import type * as Effect from "effect/Effect"
 import type { TerminalState } from "../TraceRecord.js"
+import type { TraceStoreFailure } from "../TraceStoreError.js"
 
 /** Why a write after `create` was refused: the hash is gone, belongs to a newer opening, or is terminal. */
 export type Refused =
@@ -60,6 +60,8 @@ export type DecideResult =
 /** The storage steps of a TraceStore. Ids are plain strings: the active set may hold ids another writer put there. */
 export interface Backend {
   readonly kind: "redis" | "memory"
+  /** Where Redis keeps the keys; none in memory. */
+  readonly address: { readonly target: string; readonly prefix: string } | undefined
   /** Atomically opens, joins or reopens the trace (see `scripts.create`): state, metadata pairs, TTL, active set. */
   readonly create: (
     id: string,
@@ -68,14 +70,14 @@ export interface Backend {
     metadata: ReadonlyArray<string>,
     ttlSeconds: number,
     request: string | undefined
-  ) => Effect.Effect<CreateResult, RedisError>
+  ) => Effect.Effect<CreateResult, TraceStoreFailure>
   /** Atomically: the refusals (`opening` undefined: unchecked); else HSET state and updated_at. */
   readonly transition: (
     id: string,
     state: string,
     now: string,
     opening: number | undefined
-  ) => Effect.Effect<SetStateResult, RedisError>
+  ) => Effect.Effect<SetStateResult, TraceStoreFailure>
   /** Atomically: the refusals; else one request of the trace ends (see `scripts.finish`). */
   readonly finish: (
     id: string,
@@ -85,7 +87,7 @@ export interface Backend {
     fields: ReadonlyArray<string>,
     terminalTtlSeconds: number,
     request: string | undefined
-  ) => Effect.Effect<FinishResult, RedisError>
+  ) => Effect.Effect<FinishResult, TraceStoreFailure>
   /**
    * Atomically: refuse if the hash is gone (`false`, nothing created); else HSET the flat field/value pairs whose
    * name is not one of `reserved` (`true`).
@@ -94,20 +96,20 @@ export interface Backend {
     id: string,
     fields: ReadonlyArray<string>,
     reserved: ReadonlyArray<string>
-  ) => Effect.Effect<boolean, RedisError>
+  ) => Effect.Effect<boolean, TraceStoreFailure>
   /** HGETALL; `undefined` when the hash is gone. */
-  readonly read: (id: string) => Effect.Effect<Readonly<Record<string, string>> | undefined, RedisError>
+  readonly read: (id: string) => Effect.Effect<Readonly<Record<string, string>> | undefined, TraceStoreFailure>
   /** PTTL; `undefined` when the hash is gone or has no TTL. */
-  readonly ttlMillis: (id: string) => Effect.Effect<number | undefined, RedisError>
-  readonly isActive: (id: string) => Effect.Effect<boolean, RedisError>
-  readonly activeCount: Effect.Effect<number, RedisError>
+  readonly ttlMillis: (id: string) => Effect.Effect<number | undefined, TraceStoreFailure>
+  readonly isActive: (id: string) => Effect.Effect<boolean, TraceStoreFailure>
+  readonly activeCount: Effect.Effect<number, TraceStoreFailure>
   /** One round trip that succeeds only while the store answers (PING). */
-  readonly ping: Effect.Effect<void, RedisError>
+  readonly ping: Effect.Effect<void, TraceStoreFailure>
   /**
    * Starts a walk of the active set (SSCAN, `batchSize` its COUNT); the effect it returns reads the next batch in one
    * round trip, each id with its `state`, `created_at` and `updated_at`, and yields `undefined` once it is over.
    */
-  readonly walk: (batchSize: number) => Effect.Effect<Effect.Effect<ReadonlyArray<Row> | undefined, RedisError>>
+  readonly walk: (batchSize: number) => Effect.Effect<Effect.Effect<ReadonlyArray<Row> | undefined, TraceStoreFailure>>
   /**
    * One atomic step over the candidates: check the fence (if any), then per candidate re-read and decide: hash gone
    * → SREM; still terminal → SREM; still in flight and its activity unchanged → ERRORED, `error` orphaned,
@@ -118,5 +120,5 @@ export interface Backend {
     now: string,
     terminalTtlSeconds: number,
     fence: Lease.Service | undefined
-  ) => Effect.Effect<DecideResult, RedisError>
+  ) => Effect.Effect<DecideResult, TraceStoreFailure>
 }

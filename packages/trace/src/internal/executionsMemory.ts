@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { agentsOf, type ExecutionRecord, type ExecutionSummary, type Status, summarize } from "../ExecutionRecord.js"
-import type { ExecutionRecordCorrupt, ExecutionStore, Options } from "../ExecutionStore.js"
+import type { ExecutionRecordCorrupt, Service, Options } from "../ExecutionStore.js"
 import { countEviction, defaultMaxTraces } from "./evictions.js"
 import { assemble, defaultMaxBytes, defaultMaxRuns, merge, toParts } from "./execLayout.js"
 import { encodeCursor, fromJson, isAfter, newestFirst, validate } from "./execQuery.js"
@@ -25,7 +25,7 @@ interface Entry {
 }
 
 /** The memory execution store, and a way for tests to store a raw value as Redis could hold one. */
-export interface MemoryExecutions extends ExecutionStore {
+export interface MemoryExecutions extends Service {
   readonly putRaw: (
     id: string,
     raw: string,
@@ -51,7 +51,7 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
 
   const live = (id: string, now: number): Entry | undefined => entries.get(id, now)
 
-  const save: ExecutionStore["save"] = (record) =>
+  const save: Service["save"] = (record) =>
     Effect.flatMap(
       Either.match(toParts(record, agentsOf(record)), { onLeft: Effect.fail, onRight: Effect.succeed }),
       (parts) =>
@@ -78,7 +78,7 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
         })
     )
 
-  const get: ExecutionStore["get"] = (traceId) =>
+  const get: Service["get"] = (traceId) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const entry = live(traceId, now)
       if (entry === undefined) return Effect.succeedNone
@@ -88,7 +88,7 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
       })
     })
 
-  const list: ExecutionStore["list"] = (options) =>
+  const list: Service["list"] = (options) =>
     Effect.gen(function*() {
       const query = yield* validate(options)
       const now = yield* Clock.currentTimeMillis
@@ -123,6 +123,7 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
     })
 
   return {
+    backend: "memory",
     save,
     get,
     list,

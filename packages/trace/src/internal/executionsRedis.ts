@@ -7,20 +7,22 @@
  * page. A record an earlier version stored as one JSON string is read as it is, and merged into the hash form the
  * first time the trace is saved again.
  */
-import type { RedisClient, RedisError } from "@sg/redis"
+import type { RedisClient } from "@sg/redis"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { agentsOf, type ExecutionRecord, type ExecutionSummary, type Status, summarize } from "../ExecutionRecord.js"
-import { ExecutionRecordCorrupt, type ExecutionStore, type Options } from "../ExecutionStore.js"
+import { ExecutionRecordCorrupt, type Service, type Options } from "../ExecutionStore.js"
+import type { TraceStoreFailure } from "../TraceStoreError.js"
 import { encodeCursor, fromJson, isAfter, validate } from "./execQuery.js"
 import { assemble, defaultMaxBytes, defaultMaxRuns, type Parts, toParts } from "./execLayout.js"
 import * as Scripts from "./execScripts.js"
+import { type StoreRedis, storeRedis } from "./storeFailure.js"
 
 /** The keys of the layout. */
-export const keys = (redis: RedisClient.Service) => ({
+export const keys = (redis: Pick<RedisClient.Service, "key">) => ({
   record: (id: string) => redis.key("exec", id),
   index: redis.key("exec", "index"),
   status: (status: Status) => redis.key("exec", "index", "status", status),
@@ -28,7 +30,8 @@ export const keys = (redis: RedisClient.Service) => ({
 })
 
 /** The Redis execution store. */
-export const makeRedisExecutions = (redis: RedisClient.Service, options: Options): ExecutionStore => {
+export const makeRedisExecutions = (client: RedisClient.Service, options: Options): Service => {
+  const redis: StoreRedis = storeRedis(client)
   const ttlMs = Math.max(1000, Math.round(Duration.toMillis(options.ttl)))
   const maxRuns = options.maxRuns ?? defaultMaxRuns
   const maxBytes = options.maxBytes ?? defaultMaxBytes
@@ -68,7 +71,7 @@ export const makeRedisExecutions = (redis: RedisClient.Service, options: Options
     onRight: Effect.succeed
   })
 
-  const save: ExecutionStore["save"] = (record) =>
+  const save: Service["save"] = (record) =>
     Effect.gen(function*() {
       const parts = yield* partsOf(record)
       const now = yield* Clock.currentTimeMillis
@@ -88,7 +91,7 @@ export const makeRedisExecutions = (redis: RedisClient.Service, options: Options
     })
 
   /** The record of an id, as stored in either form; `undefined` when there is none. */
-  const read = (id: string): Effect.Effect<Either.Either<ExecutionRecord, ExecutionRecordCorrupt> | undefined, RedisError> =>
+  const read = (id: string): Effect.Effect<Either.Either<ExecutionRecord, ExecutionRecordCorrupt> | undefined, TraceStoreFailure> =>
     Effect.map(redis.eval(Scripts.read, [k.record(id)], []), (reply) => {
       if (reply[0] === "json") return fromJson(id, reply[1]!)
       if (reply[0] === "hash") {
@@ -100,11 +103,11 @@ export const makeRedisExecutions = (redis: RedisClient.Service, options: Options
       return Either.left(new ExecutionRecordCorrupt({ trace_id: id, message: `the key of ${id}'s record holds a ${reply[1]}` }))
     })
 
-  const get: ExecutionStore["get"] = (traceId) =>
+  const get: Service["get"] = (traceId) =>
     Effect.flatMap(read(traceId), (found) =>
       found === undefined ? Effect.succeedNone : Either.match(found, { onLeft: Effect.fail, onRight: (r) => Effect.succeed(Option.some(r)) }))
 
-  const list: ExecutionStore["list"] = (options) =>
+  const list: Service["list"] = (options) =>
     Effect.gen(function*() {
       const query = yield* validate(options)
       const now = yield* Clock.currentTimeMillis
@@ -151,5 +154,5 @@ export const makeRedisExecutions = (redis: RedisClient.Service, options: Options
       }
     })
 
-  return { save, get, list }
+  return { backend: "redis", save, get, list }
 }

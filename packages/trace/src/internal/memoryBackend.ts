@@ -81,6 +81,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
 
   return {
     kind: "memory",
+    address: undefined,
     ping: Effect.void,
     create: (id, state, at, metadata, ttlSeconds, request) =>
       atNow((now): CreateResult => {

@@ -5,6 +5,7 @@ import type { RedisClient } from "@sg/redis"
 import * as Effect from "effect/Effect"
 import type { Backend, FinishResult, Refused, Row, SetStateResult } from "./backend.js"
 import * as Scripts from "./scripts.js"
+import { storeRedis } from "./storeFailure.js"
 
 const refusedOf = (reply: readonly [string, ...Array<unknown>]): Refused | undefined => {
   switch (reply[0]) {
@@ -19,12 +20,14 @@ const refusedOf = (reply: readonly [string, ...Array<unknown>]): Refused | undef
 }
 
 /** The backend over a Redis client. */
-export const makeRedisBackend = (redis: RedisClient.Service): Backend => {
+export const makeRedisBackend = (client: RedisClient.Service): Backend => {
+  const redis = storeRedis(client)
   const traceKey = (id: string) => redis.key("trace", id)
   const activeKey = redis.key("traces", "active")
 
   return {
     kind: "redis",
+    address: { target: client.target, prefix: client.prefix },
     create: (id, state, now, metadata, ttlSeconds, request) =>
       Effect.map(
         redis.eval(Scripts.create, [traceKey(id), activeKey], [id, state, now, ttlSeconds, request ?? "", ...metadata]),

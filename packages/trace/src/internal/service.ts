@@ -10,7 +10,6 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import type { ExecutionStore } from "../ExecutionStore.js"
 import type { TraceId } from "../TraceId.js"
 import {
   FieldName,
@@ -191,7 +190,7 @@ const plan = (rows: ReadonlyArray<Row>, now: number, thresholdMillis: number): P
 }
 
 /** Builds the service over a backend. */
-export const makeService = (backend: Backend, options: Options, executions: ExecutionStore): Service => {
+export const makeService = (backend: Backend, options: Options): Service => {
   const failsafeTtl = ttlSeconds(options.failsafeTtl)
   const terminalTtl = ttlSeconds(options.terminalTtl)
   const now = Effect.map(Clock.currentTimeMillis, formatEpochSeconds)
@@ -337,6 +336,7 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
 
   return {
     backend: backend.kind,
+    address: backend.address,
     create,
     transition,
     finish,
@@ -346,9 +346,6 @@ export const makeService = (backend: Backend, options: Options, executions: Exec
     isActive: (id) => backend.isActive(id),
     activeCount: backend.activeCount,
     ping: backend.ping,
-    sweepOrphans,
-    saveExecution: executions.save,
-    getExecution: executions.get,
-    listExecutions: executions.list
+    sweepOrphans
   }
 }

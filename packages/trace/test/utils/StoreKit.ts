@@ -7,7 +7,6 @@ import type { Lease } from "@sg/leader"
 import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { Clock, Context, Effect, Layer, Ref } from "effect"
-import { makeMemoryExecutions } from "../../src/internal/executionsMemory.js"
 import { makeMemoryBackend, MemoryKeyspace } from "../../src/internal/memoryBackend.js"
 import { makeService } from "../../src/internal/service.js"
 import * as TraceStore from "../../src/TraceStore.js"
@@ -43,7 +42,7 @@ const otherHolder = "another-host:1:abcdef"
 export const memory: Layer.Layer<TraceStore.TraceStore | StoreKit> = Layer.unwrapEffect(
   Effect.sync(() => {
     const keyspace = new MemoryKeyspace()
-    const store = makeService(makeMemoryBackend(keyspace), TraceStore.defaults, makeMemoryExecutions({ ttl: TraceStore.defaults.execTtl }))
+    const store = makeService(makeMemoryBackend(keyspace), TraceStore.defaults)
     const kit = StoreKit.of({
       name: "memory",
       writeRaw: (id, fields, options) =>

@@ -11,7 +11,7 @@ import { traceIdOf } from "./execRecording.js"
 
 /** A store under test and what the suite needs around it. */
 export interface StoreUnderTest {
-  readonly store: ExecutionStore.ExecutionStore
+  readonly store: ExecutionStore.Service
   /** The TTL the store was made with. */
   readonly ttl: Duration.Duration
   /** Stores `raw` where the record of `id` lives, indexed as a record with these fields. */
@@ -84,7 +84,7 @@ export const recordAt = (
 
 const ids = (page: ExecutionStore.Page) => page.items.map((item) => item.trace_id)
 
-const allPages = (store: ExecutionStore.ExecutionStore, options: ExecutionStore.ListOptions) =>
+const allPages = (store: ExecutionStore.Service, options: ExecutionStore.ListOptions) =>
   Effect.gen(function*() {
     const pages: Array<ReadonlyArray<TraceId.TraceId>> = []
     let cursor = options.cursor
