@@ -4,6 +4,7 @@
  */
 import { RedisScript } from "@sg/redis"
 import * as Schema from "effect/Schema"
+import { TerminalState } from "../TraceRecord.js"
 
 /**
  * The lifecycle of a trace that several requests share. Bookkeeping fields in the hash: `requests` (requests seen),
@@ -124,7 +125,7 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return {'ended', final}
 `,
   reply: Schema.Union(
-    Schema.Tuple(Schema.Literal("ended"), Schema.Literal("COMPLETED", "ERRORED")),
+    Schema.Tuple(Schema.Literal("ended"), TerminalState),
     Schema.Tuple(Schema.Literal("pending"), Schema.Number),
     Schema.Tuple(Schema.Literal("duplicate")),
     ...refused
