@@ -1,6 +1,6 @@
 /**
- * Test helpers: the runtime `AgentRuntime.layerConfig` builds (with the demo agents) from a set of environment variables, a run on it, and
- * a real-time wait for something a fake server sees (which no `TestClock` drives).
+ * Test helpers: the runtime `AgentRuntime.layerConfig(Demo.agents)` builds from a set of environment variables, a run
+ * on it, and a real-time wait for something a fake server sees (which no `TestClock` drives).
  */
 import { AgentRuntime, Demo } from "@sg/agent-runtime"
 import { CircuitBreaker } from "@sg/resilience"
