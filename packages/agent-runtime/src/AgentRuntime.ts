@@ -1,7 +1,7 @@
 /**
- * The agent runtime's contract: what a run is asked, what it answers, and why it fails. The gateway serves
- * `POST /v1/runs` and `POST /v1/chat/completions` through this service; `AgentRuntime.layer…` constructors build it
- * over @effect/ai.
+ * The agent runtime: the service that runs agents, and its `layer…` constructors over @effect/ai. The gateway serves
+ * `POST /v1/runs` and `POST /v1/chat/completions` through it. What a run is asked, what it answers and why it fails
+ * live in `Run` (re-exported here).
  *
  * A run: the agent is resolved (`UnknownAgent` lists the known ones), the current trace (`CurrentTrace`; a fresh one
  * when there is none) moves to `INFERRING` through `TraceLifecycle` when both are in context, and the agent's step

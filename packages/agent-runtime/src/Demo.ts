@@ -146,8 +146,6 @@ export const assistant: Agent.Agent = Agent.make({
 /** The demo agents; `assistant` first, so it is the default. */
 export const agents: ReadonlyArray<Agent.Agent> = [assistant, researcher]
 
-// The demo model.
-
 /** The prefix of an input that makes the demo model fail. */
 export const failPrefix = "fail:"
 
