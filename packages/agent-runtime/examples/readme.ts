@@ -1,4 +1,4 @@
-import { AgentRuntime } from "@sg/agent-runtime"
+import { AgentRuntime, Demo } from "@sg/agent-runtime"
 import { CircuitBreaker } from "@sg/resilience"
 import { Effect, Layer } from "effect"
 
@@ -8,7 +8,8 @@ const program = Effect.gen(function*() {
   console.log(yield* runtime.run({ input: "research circuit breakers with 3 researchers" }))
 })
 
-// Share one CircuitBreaker layer with the rest of the app (the gateway reports its states at /api/status).
+// The demo agents on the chain SG_MODEL names (pass your own `Agent.make(...)` list instead), over one CircuitBreaker
+// layer shared with the rest of the app (the gateway reports its states at /api/status).
 Effect.runPromise(program.pipe(
-  Effect.provide(AgentRuntime.layerConfig.pipe(Layer.provideMerge(CircuitBreaker.layerConfig)))
+  Effect.provide(AgentRuntime.layerConfig(Demo.agents).pipe(Layer.provideMerge(CircuitBreaker.layerConfig)))
 ))

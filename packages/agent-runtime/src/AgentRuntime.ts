@@ -1,7 +1,7 @@
 /**
- * The agent runtime's contract: what a run is asked, what it answers, and why it fails. The gateway serves
- * `POST /v1/runs` and `POST /v1/chat/completions` through this service; `AgentRuntime.layer…` constructors build it
- * over @effect/ai.
+ * The agent runtime: the service that runs agents, and its `layer…` constructors over @effect/ai. The gateway serves
+ * `POST /v1/runs` and `POST /v1/chat/completions` through it. What a run is asked, what it answers and why it fails
+ * live in `Run` (re-exported here).
  *
  * A run: the agent is resolved (`UnknownAgent` lists the known ones), the current trace (`CurrentTrace`; a fresh one
  * when there is none) moves to `INFERRING` through `TraceLifecycle` when both are in context, and the agent's step
@@ -13,8 +13,8 @@
  * breaker of it is open. A run whose last allowed model call still asks for tools ends with status `error` (its
  * output says so); one that outlasts its agent's own timeout fails with `RunTimeout`; a run tree that outspends one
  * of its budgets (`Budget`) fails with `BudgetExceeded`. */
-import { CircuitBreaker, type CircuitOpenError } from "@sg/resilience"
-import { CurrentTrace, ExecutionRecord, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
+import { CircuitBreaker } from "@sg/resilience"
+import { CurrentTrace, TraceId, TraceIdGenerator, TraceLifecycle } from "@sg/trace"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -23,154 +23,19 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Tracer from "effect/Tracer"
 import type * as Agent from "./Agent.js"
 import * as Budget from "./Budget.js"
-import * as DemoAgents from "./DemoAgents.js"
-import type * as DemoModel from "./DemoModel.js"
+import * as Demo from "./Demo.js"
 import * as Tracker from "./internal/budget.js"
 import * as Runner from "./internal/runner.js"
 import * as Provider from "./Provider.js"
+import type { HistoryMessage, RunError, RunRequest, RunResult } from "./Run.js"
 import type * as RunEvent from "./RunEvent.js"
 
-/** How much metadata a run request may carry: 32 keys of 1 to 64 characters; longer values are cut to 500. */
-export const metadataLimits = { maxKeys: 32, maxKeyLength: 64, maxValueLength: 500 } as const
-
-const shown = (key: string): string =>
-  key.length > metadataLimits.maxKeyLength ? `${key.slice(0, metadataLimits.maxKeyLength)}…` : key
-
-/** The first `max` characters, never half a surrogate pair. */
-const cutValue = (value: string, max: number): string => {
-  if (value.length <= max) return value
-  const last = value.charCodeAt(max - 1)
-  return value.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max)
-}
-
-/**
- * A run's metadata: a JSON object of string values, at most `metadataLimits.maxKeys` keys of 1 to
- * `maxKeyLength` characters (`__proto__` refused), each value cut to `maxValueLength` characters. A problem with one
- * key is reported at that key (`metadata.<key>`). Read from the raw object, so that no key is silently lost.
- */
-export const RunMetadata = Schema.transformOrFail(
-  Schema.Unknown,
-  Schema.Record({ key: Schema.String, value: Schema.String }),
-  {
-    strict: true,
-    decode: (input, _, ast) => {
-      if (typeof input !== "object" || input === null || Array.isArray(input)) {
-        return ParseResult.fail(new ParseResult.Type(ast, input, "must be an object of string values"))
-      }
-      const keys = Object.keys(input)
-      if (keys.length > metadataLimits.maxKeys) {
-        return ParseResult.fail(
-          new ParseResult.Type(ast, input, `must have at most ${metadataLimits.maxKeys} keys, not ${keys.length}`)
-        )
-      }
-      const out: Array<[string, string]> = []
-      for (const key of keys) {
-        const value: unknown = (input as Record<string, unknown>)[key]
-        const problem = key.length === 0
-          ? "a key must not be empty"
-          : key.length > metadataLimits.maxKeyLength
-          ? `a key must be at most ${metadataLimits.maxKeyLength} characters, not ${key.length}`
-          : key === "__proto__"
-          ? "\"__proto__\" is not allowed as a key"
-          : typeof value !== "string"
-          ? `must be a string, not ${value === null ? "null" : Array.isArray(value) ? "an array" : typeof value}`
-          : undefined
-        if (problem !== undefined) {
-          return ParseResult.fail(new ParseResult.Pointer(shown(key), input, new ParseResult.Type(ast, value, problem)))
-        }
-        out.push([key, cutValue(value as string, metadataLimits.maxValueLength)])
-      }
-      return ParseResult.succeed(Object.fromEntries(out))
-    },
-    encode: ParseResult.succeed
-  }
-).annotations({
-  identifier: "RunMetadata",
-  description: "string values; at most 32 keys of 1 to 64 characters; values cut to 500 characters"
-})
-
-/** A run request, as `POST /v1/runs` takes it. */
-export const RunRequest = Schema.Struct({
-  input: Schema.String.pipe(
-    Schema.minLength(1, { message: () => "input must not be empty" }),
-    Schema.maxLength(100_000, { message: () => "input must be at most 100000 characters" })
-  ),
-  agent: Schema.optional(Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_.-]{1,64}$/, {
-    message: () => "agent must be 1 to 64 letters, digits, '_', '.' or '-'"
-  }))),
-  conversation_id: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128))),
-  metadata: Schema.optional(RunMetadata)
-})
-
-/** A run request. */
-export type RunRequest = typeof RunRequest.Type
-
-/** How a run ended, as far as its caller sees it. */
-export const RunStatus = ExecutionRecord.Status
-
-/** A run's answer. */
-export const RunResult = Schema.Struct({
-  trace_id: TraceId.TraceId,
-  run_id: Schema.String,
-  status: RunStatus,
-  output: Schema.String,
-  steps: Schema.Int
-})
-
-/** A run's answer. */
-export type RunResult = typeof RunResult.Type
-
-/** One provider's part in a model call that every provider of the chain failed. */
-export const UpstreamAttempt = Schema.Struct({
-  provider: Schema.String,
-  /** The HTTP status it answered, when it answered one. */
-  status: Schema.optional(Schema.Int),
-  message: Schema.String
-})
-
-/**
- * The model provider failed (or answered something unusable): the run could not go on. `message` names the
- * provider, the status it answered and its own message; after a fallback chain, `provider` lists the chain and
- * `attempts` says how each provider failed.
- */
-export class UpstreamError extends Schema.TaggedError<UpstreamError>("@sg/agent-runtime/UpstreamError")(
-  "UpstreamError",
-  {
-    provider: Schema.String,
-    message: Schema.String,
-    status: Schema.optional(Schema.Int),
-    /** How long the provider asked callers to wait (`Retry-After`), in milliseconds. */
-    retry_after_ms: Schema.optional(Schema.Number),
-    attempts: Schema.optional(Schema.Array(UpstreamAttempt)),
-    cause: Schema.optional(Schema.Defect)
-  }
-) {}
-
-/** The run took longer than its overall timeout. */
-export class RunTimeout extends Schema.TaggedError<RunTimeout>("@sg/agent-runtime/RunTimeout")(
-  "RunTimeout",
-  { timeout_ms: Schema.Number, message: Schema.String }
-) {}
-
-/** The request named an agent this runtime does not have. */
-export class UnknownAgent extends Schema.TaggedError<UnknownAgent>("@sg/agent-runtime/UnknownAgent")(
-  "UnknownAgent",
-  { agent: Schema.String, known: Schema.Array(Schema.String), message: Schema.String }
-) {}
-
-/** Why a run failed. `CircuitOpenError` means every model provider's breaker is open. */
-export type RunError = UpstreamError | RunTimeout | UnknownAgent | CircuitOpenError | Budget.BudgetExceeded
-
-/** A message before the run's input, as a chat's history gives it. */
-export interface HistoryMessage {
-  readonly role: "system" | "user" | "assistant"
-  readonly content: string
-}
+/** The request and result schemas and the errors of a run (see `Run`), re-exported. */
+export * from "./Run.js"
 
 /** How to run, beyond the request. */
 export interface RunOptions {
@@ -360,12 +225,12 @@ export const layer = (
 ): Layer.Layer<AgentRuntime, InvalidAgents, CircuitBreaker.CircuitBreaker | Provider.ModelProvider> =>
   Layer.effect(AgentRuntime, make(options))
 
-/** The demo agents (`assistant`, `researcher`) on the demo model; needs only the breakers. */
+/** The demo agents (`Demo.agents`: `assistant`, `researcher`) on the demo model; needs only the breakers. */
 export const layerDemo = (
-  options?: DemoModel.Options,
+  options?: Demo.ModelOptions,
   runtime?: Omit<Options, "agents">
 ): Layer.Layer<AgentRuntime, InvalidAgents, CircuitBreaker.CircuitBreaker> =>
-  layer({ ...runtime, agents: DemoAgents.agents }).pipe(Layer.provide(Provider.layerDemo(options)))
+  layer({ ...runtime, agents: Demo.agents }).pipe(Layer.provide(Provider.layerDemo(options)))
 
 /** `SG_FIRST_TOKEN_TIMEOUT` (10 seconds) and the budgets (`Budget.config`), as runtime options. */
 export const optionsConfig: Config.Config<Omit<Options, "agents">> = Config.all({
@@ -381,14 +246,18 @@ export const optionsConfig: Config.Config<Omit<Options, "agents">> = Config.all(
   budgets: Budget.config
 })
 
+/** What `layerConfig` takes besides the agents: the options the environment does not set. */
+export type ConfigOptions = Omit<Options, "agents" | "firstTokenTimeout" | "budgets">
+
 /**
- * The demo agents on the chain `SG_MODEL` names (see `Provider.config`), with `SG_FIRST_TOKEN_TIMEOUT` and the
- * budgets `SG_MAX_STEPS`, `SG_MAX_TOKENS`, `SG_RUN_TIMEOUT`, `SG_MAX_SUBAGENTS`; needs only the breakers.
+ * `agents` on the chain `SG_MODEL` names (see `Provider.config`), with `SG_FIRST_TOKEN_TIMEOUT` and the budgets
+ * `SG_MAX_STEPS`, `SG_MAX_TOKENS`, `SG_RUN_TIMEOUT`, `SG_MAX_SUBAGENTS`; needs only the breakers.
+ * `layerConfig(Demo.agents)` is what `sg serve` runs.
  */
-export const layerConfig: Layer.Layer<
-  AgentRuntime,
-  ConfigError.ConfigError | InvalidAgents,
-  CircuitBreaker.CircuitBreaker
-> = Layer.unwrapEffect(
-  Effect.map(optionsConfig, (options) => layer({ ...options, agents: DemoAgents.agents }))
-).pipe(Layer.provide(Provider.layerConfig))
+export const layerConfig = (
+  agents: ReadonlyArray<Agent.Agent>,
+  options?: ConfigOptions
+): Layer.Layer<AgentRuntime, ConfigError.ConfigError | InvalidAgents, CircuitBreaker.CircuitBreaker> =>
+  Layer.unwrapEffect(
+    Effect.map(optionsConfig, (configured) => layer({ ...options, ...configured, agents }))
+  ).pipe(Layer.provide(Provider.layerConfig))

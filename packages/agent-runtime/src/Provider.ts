@@ -2,7 +2,7 @@
  * Model providers: a named `LanguageModel` the runtime calls through the breaker `model:<name>`, and the fallback
  * chain of them agents run on (`ModelProvider`). `SG_MODEL` is that chain, comma-separated, tried in order:
  *
- * - `demo` (the default): offline and deterministic, see `DemoModel`.
+ * - `demo` (the default): offline and deterministic, see `Demo`.
  * - `openai`: the Responses API (@effect/ai-openai), with `OPENAI_API_KEY`, `OPENAI_BASE_URL`, `SG_MODEL_NAME`.
  * - `openai-compat`: the Chat Completions API (`OpenAiCompat`) that Ollama, vLLM, llama.cpp, LM Studio, OpenRouter,
  *   LiteLLM and Portkey speak, with `SG_COMPAT_BASE_URL`, `SG_COMPAT_API_KEY` (optional), `SG_COMPAT_MODEL`.
@@ -22,7 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
-import * as DemoModel from "./DemoModel.js"
+import * as Demo from "./Demo.js"
 import * as OpenAiCompat from "./OpenAiCompat.js"
 
 /** A model provider: its name (the breaker is `model:<name>`), the model it asks for, and the model itself. */
@@ -60,17 +60,17 @@ export const kinds = ["demo", "openai", "openai-compat", "anthropic"] as const
 /** A provider name `SG_MODEL` may list. */
 export type Kind = typeof kinds[number]
 
-/** The demo provider (`demo`): the offline, deterministic `DemoModel`. */
-export const makeDemo = (options?: DemoModel.Options): Effect.Effect<Provider> =>
-  Effect.map(DemoModel.makeWithStream(options), ({ languageModel, stream }) => ({
+/** The demo provider (`demo`): the offline, deterministic demo model (`Demo.makeModel`). */
+export const makeDemo = (options?: Demo.ModelOptions): Effect.Effect<Provider> =>
+  Effect.map(Demo.makeModelWithStream(options), ({ languageModel, stream }) => ({
     name: "demo",
-    model: DemoModel.modelName,
+    model: Demo.modelName,
     languageModel,
     stream
   }))
 
 /** The demo provider as the default chain. */
-export const layerDemo = (options?: DemoModel.Options): Layer.Layer<ModelProvider> =>
+export const layerDemo = (options?: Demo.ModelOptions): Layer.Layer<ModelProvider> =>
   Layer.effect(ModelProvider, Effect.map(makeDemo(options), (provider) => chain(provider)))
 
 /** The default model of the `openai` provider. */

@@ -7,7 +7,7 @@ import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import type { RunError, RunResult } from "./AgentRuntime.js"
+import type { RunError, RunResult } from "./Run.js"
 
 /** A sub-agent to run: which agent, on what input. */
 export interface SpawnRequest {

@@ -5,7 +5,7 @@
  * Field names are the wire's (snake_case).
  */
 import type * as Effect from "effect/Effect"
-import type { RunResult } from "./AgentRuntime.js"
+import type { RunResult } from "./Run.js"
 
 /** The run began: its trace and run ids. */
 export interface RunStarted {

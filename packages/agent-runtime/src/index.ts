@@ -1,6 +1,9 @@
 /** The agent runtime: runs agents over @effect/ai with traced, breaker-guarded model and tool calls. */
 export * as AgentRuntime from "./AgentRuntime.js"
 
+/** What a run is asked, what it answers, and why it fails (also re-exported by `AgentRuntime`). */
+export * as Run from "./Run.js"
+
 /** Agents as data: instructions, a toolkit with handlers, a provider, a step limit and a timeout. */
 export * as Agent from "./Agent.js"
 
@@ -19,11 +22,8 @@ export * as Budget from "./Budget.js"
 /** What a run reports while it runs: the events the gateway streams. */
 export * as RunEvent from "./RunEvent.js"
 
-/** The offline, deterministic demo model. */
-export * as DemoModel from "./DemoModel.js"
-
-/** The demo agents and their tools: clock, calculator, fan_out. */
-export * as DemoAgents from "./DemoAgents.js"
+/** The demo: the offline, deterministic model, and the agents `sg serve` runs (tools: clock, calculator, fan_out). */
+export * as Demo from "./Demo.js"
 
 /** The runtime's metrics: tool and model calls (counts, latency, tokens) and runs, by configured names. */
 export * as RuntimeMetrics from "./RuntimeMetrics.js"

@@ -1,10 +1,10 @@
 import * as Tool from "@effect/ai/Tool"
 import * as Toolkit from "@effect/ai/Toolkit"
 import { describe, expect, it } from "@effect/vitest"
-import { Agent, AgentRuntime, DemoAgents, Provider, RunContext } from "@sg/agent-runtime"
+import { Agent, AgentRuntime, Demo, Provider, RunContext } from "@sg/agent-runtime"
 import { CircuitBreaker, CircuitOpenError } from "@sg/resilience"
 import { CurrentTrace, ExecutionSpan, TraceId, TraceLifecycle, TraceStore } from "@sg/trace"
-import { Duration, Effect, Fiber, Layer, Option, Ref, Schema, Stream, TestClock } from "effect"
+import { ConfigProvider, Duration, Effect, Fiber, Layer, Option, Ref, Schema, Stream, TestClock } from "effect"
 import { calls, demoRuntime, fail, scriptedRuntime, text, type Turn } from "./utils/scripted.js"
 
 class BackendDown extends Schema.TaggedError<BackendDown>()("BackendDown", { message: Schema.String }) {}
@@ -218,12 +218,12 @@ describe("AgentRuntime", () => {
         expect(fanOut.answers.map((a) => [a.agent, a.status, a.output])).toEqual([1, 2, 3].map((k) => [
           "researcher",
           "success",
-          `note on ${DemoAgents.researchInput("effect", k, 3)}`
+          `note on ${Demo.researchInput("effect", k, 3)}`
         ]))
         const ids = fanOut.answers.map((a) => a.run_id)
         expect(new Set([...ids, result.run_id]).size).toBe(4)
         for (const id of ids) expect(TraceId.is(id)).toBe(true)
-      }).pipe(Effect.provide(scriptedRuntime(DemoAgents.agents, (turn) =>
+      }).pipe(Effect.provide(scriptedRuntime(Demo.agents, (turn) =>
         turn.tools.includes("fan_out")
           ? turn.results.length === 0
             ? calls({ name: "fan_out", params: { topic: "effect", count: 3 } })
@@ -253,7 +253,7 @@ describe("AgentRuntime", () => {
             "(2) failed: sub-agent \"researcher\" not started: runs may nest at most 0 sub-agents deep"
         )
       }).pipe(Effect.provide(
-        AgentRuntime.layer({ agents: DemoAgents.agents, maxDepth: 0 }).pipe(
+        AgentRuntime.layer({ agents: Demo.agents, maxDepth: 0 }).pipe(
           Layer.provide(Provider.layerDemo()),
           Layer.provide(CircuitBreaker.layer())
         )
@@ -386,7 +386,7 @@ describe("AgentRuntime", () => {
 
     it.effect("a named agent runs instead of the default", () =>
       Effect.gen(function*() {
-        const result = yield* run(DemoAgents.researchInput("sg", 1, 1), "researcher")
+        const result = yield* run(Demo.researchInput("sg", 1, 1), "researcher")
         expect(result).toMatchObject({ status: "success", steps: 1 })
         expect(result.output).toMatch(/^Notes on sg \(background\): /)
       }).pipe(Effect.provide(demoRuntime())))
@@ -433,6 +433,28 @@ describe("AgentRuntime", () => {
         }).pipe(Layer.provide(Provider.layerDemo()), Layer.provide(CircuitBreaker.layer()))
         const error = yield* Effect.flip(run("hi")).pipe(Effect.provide(layer))
         expect(error).toMatchObject({ _tag: "UpstreamError", provider: "other" })
+      }))
+
+    it.effect("layerConfig runs the agents it is given, on the chain SG_MODEL names, with the options given", () =>
+      Effect.gen(function*() {
+        const echo = Agent.withoutTools({ name: "echo", instructions: "" })
+        const layer = AgentRuntime.layerConfig([Demo.researcher, echo], { defaultAgent: "echo" }).pipe(
+          Layer.provide(CircuitBreaker.layer())
+        )
+        const program = Effect.gen(function*() {
+          const runtime = yield* AgentRuntime.AgentRuntime
+          expect(runtime.agents).toEqual(["researcher", "echo"])
+          expect(runtime.defaultAgent).toBe("echo")
+          return yield* Effect.flip(run("fail: down"))
+        }).pipe(Effect.provide(layer))
+        const error = yield* program.pipe(
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["SG_MODEL", "demo"]])))
+        )
+        expect(error).toMatchObject({ _tag: "UpstreamError", provider: "demo" })
+        const none = yield* Effect.flip(
+          Effect.provide(Effect.void, AgentRuntime.layerConfig([]).pipe(Layer.provide(CircuitBreaker.layer())))
+        )
+        expect(none).toMatchObject({ _tag: "InvalidAgents", message: "at least one agent is required" })
       }))
   })
 })

@@ -1,7 +1,7 @@
 import * as Tool from "@effect/ai/Tool"
 import * as Toolkit from "@effect/ai/Toolkit"
 import { describe, expect, it } from "@effect/vitest"
-import { Agent, AgentRuntime, Budget, DemoAgents, Provider } from "@sg/agent-runtime"
+import { Agent, AgentRuntime, Budget, Demo, Provider } from "@sg/agent-runtime"
 import { CircuitBreaker } from "@sg/resilience"
 import { Effect, Fiber, Layer, Ref, Schema, TestClock } from "effect"
 import { calls, demoRuntime, scriptedRuntime, text } from "./utils/scripted.js"
@@ -130,7 +130,7 @@ describe("run-tree budgets", () => {
   it.effect("budgets that make no sense fail the build with InvalidAgents", () =>
     Effect.gen(function*() {
       const invalid = (budgets: Budget.Input) =>
-        AgentRuntime.layer({ agents: DemoAgents.agents, budgets }).pipe(
+        AgentRuntime.layer({ agents: Demo.agents, budgets }).pipe(
           Layer.provide([Provider.layerDemo(), CircuitBreaker.layer()]),
           Layer.build,
           Effect.scoped,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { AgentRuntime, DemoAgents, DemoModel } from "@sg/agent-runtime"
+import { AgentRuntime, Demo } from "@sg/agent-runtime"
 import { CircuitBreaker } from "@sg/resilience"
 import { CurrentTrace, type ExecutionRecord, Recorder, TraceId } from "@sg/trace"
 import { Effect, Layer, Option, TestClock } from "effect"
@@ -25,8 +25,8 @@ const recorded = <A, E>(
 
 const run = (input: string) => Effect.flatMap(AgentRuntime.AgentRuntime, (runtime) => runtime.run({ input }))
 
-const assistantInstructions = DemoAgents.assistant.instructions
-const researcherInstructions = DemoAgents.researcher.instructions
+const assistantInstructions = Demo.assistant.instructions
+const researcherInstructions = Demo.researcher.instructions
 
 describe("execution records of demo runs", () => {
   it.effect("fan_out of 3: four runs, the children naming their parent, tools, model calls and tokens", () =>
@@ -54,7 +54,7 @@ describe("execution records of demo runs", () => {
         model: "demo",
         status: "success",
         input: "research circuit breakers with 3 researchers",
-        tokens: { input: DemoModel.estimateTokens(firstRead), output: DemoModel.estimateTokens(callText) }
+        tokens: { input: Demo.estimateTokens(firstRead), output: Demo.estimateTokens(callText) }
       })
       expect(root!.inference_calls[1]).toMatchObject({ model: "demo", status: "success", output: result.output })
       expect(root!.tool_calls).toEqual([expect.objectContaining({
@@ -73,14 +73,14 @@ describe("execution records of demo runs", () => {
       const childIds = children.map((c) => c.run_id)
       expect(new Set([...childIds, root!.run_id]).size).toBe(4)
       children.forEach((child, i) => {
-        const input = DemoAgents.researchInput("circuit breakers", i + 1, 3)
+        const input = Demo.researchInput("circuit breakers", i + 1, 3)
         expect(child).toMatchObject({
           agent_id: "researcher",
           parent_run_id: root!.run_id,
           status: "success",
           steps: 1,
           tool_calls: [],
-          tokens: { input: DemoModel.estimateTokens(`${researcherInstructions}\n${input}`) }
+          tokens: { input: Demo.estimateTokens(`${researcherInstructions}\n${input}`) }
         })
         expect(child.inference_calls).toHaveLength(1)
       })

@@ -30,7 +30,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { AgentRuntime, Provider } from "@sg/agent-runtime"
+import { AgentRuntime, Demo, Provider } from "@sg/agent-runtime"
 import { Gateway, Readiness } from "@sg/gateway"
 import { Otel } from "@sg/otel"
 import { Health, type InvalidBreakerPolicy } from "@sg/resilience"
@@ -183,11 +183,14 @@ const announce = (tracked: Tracked, grace: Duration.Duration) =>
     yield* Effect.addFinalizer(() => drain(tracked, grace, readiness))
   }))
 
+/** The agents `sg serve` runs: the demo agents, on the chain `SG_MODEL` names. */
+const runtimeLayer = AgentRuntime.layerConfig(Demo.agents)
+
 /**
  * The agent runtime, lifecycle writes, readiness and trace ids over one set of breakers and health indicators, on
  * the backend `REDIS_URL` picks.
  */
-export const servicesLayer = Layer.mergeAll(AgentRuntime.layerConfig, TraceLifecycle.layerConfig, Readiness.layerConfig)
+export const servicesLayer = Layer.mergeAll(runtimeLayer, TraceLifecycle.layerConfig, Readiness.layerConfig)
   .pipe(
     Layer.provideMerge(Layer.mergeAll(Environment.breakersLayer, TraceIdGenerator.layer, Health.layer)),
     Layer.provideMerge(Environment.backendLayer)

@@ -1,8 +1,8 @@
 /**
- * Test helpers: the runtime `AgentRuntime.layerConfig` builds from a set of environment variables, a run on it, and
- * a real-time wait for something a fake server sees (which no `TestClock` drives).
+ * Test helpers: the runtime `AgentRuntime.layerConfig(Demo.agents)` builds from a set of environment variables, a run
+ * on it, and a real-time wait for something a fake server sees (which no `TestClock` drives).
  */
-import { AgentRuntime } from "@sg/agent-runtime"
+import { AgentRuntime, Demo } from "@sg/agent-runtime"
 import { CircuitBreaker } from "@sg/resilience"
 import { ConfigProvider, Effect, Layer } from "effect"
 
@@ -14,7 +14,7 @@ export const env = (vars: Record<string, string>) =>
 export const configured = (vars: Record<string, string>) =>
 <A, E>(
   program: Effect.Effect<A, E, AgentRuntime.AgentRuntime | CircuitBreaker.CircuitBreaker>
-) => program.pipe(Effect.provide(AgentRuntime.layerConfig.pipe(Layer.provideMerge(CircuitBreaker.layer()))), env(vars))
+) => program.pipe(Effect.provide(AgentRuntime.layerConfig(Demo.agents).pipe(Layer.provideMerge(CircuitBreaker.layer()))), env(vars))
 
 /** Runs the default agent on `input`. */
 export const run = (input: string, options?: AgentRuntime.RunOptions) =>

@@ -4,7 +4,7 @@
  * breakers, the recorder (every success kept) and the watchdog under a memory lease, as `sg serve` runs them.
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Agent, AgentRuntime, DemoAgents, Provider } from "@sg/agent-runtime"
+import { Agent, AgentRuntime, Demo, Provider } from "@sg/agent-runtime"
 import { LeaderElection } from "@sg/leader"
 import { ExecutionStore, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
 import { Duration, Effect, Layer, Queue } from "effect"
@@ -18,14 +18,14 @@ export const calculatorCalled = Effect.runSync(Queue.unbounded<string>())
 export const stalling: Agent.Agent = Agent.make({
   name: "stalling",
   instructions: "You calculate, slowly.",
-  toolkit: DemoAgents.toolkit,
-  handlers: DemoAgents.toolkit.of({
-    ...DemoAgents.handlers,
+  toolkit: Demo.toolkit,
+  handlers: Demo.toolkit.of({
+    ...Demo.handlers,
     calculator: ({ expression }) => Effect.zipRight(Queue.offer(calculatorCalled, expression), Effect.never)
   })
 })
 
-const runtime = AgentRuntime.layer({ agents: [...DemoAgents.agents, stalling] }).pipe(
+const runtime = AgentRuntime.layer({ agents: [...Demo.agents, stalling] }).pipe(
   Layer.provide(Provider.layerDemo()),
   Layer.orDie
 )

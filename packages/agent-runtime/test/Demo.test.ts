@@ -1,13 +1,13 @@
 import * as Prompt from "@effect/ai/Prompt"
 import type * as Response from "@effect/ai/Response"
 import { describe, expect, it } from "@effect/vitest"
-import { DemoAgents, DemoModel } from "@sg/agent-runtime"
+import { Demo } from "@sg/agent-runtime"
 import { Chunk, Effect, Stream } from "effect"
 
 const ask = (input: string) =>
   Effect.gen(function*() {
-    const model = yield* DemoModel.make()
-    const { toolkit } = yield* DemoAgents.assistant.tools
+    const model = yield* Demo.makeModel()
+    const { toolkit } = yield* Demo.assistant.tools
     return yield* model.generateText({ prompt: input, toolkit, disableToolCallResolution: true })
   })
 
@@ -18,7 +18,7 @@ const callsOf = (response: { readonly content: ReadonlyArray<{ readonly type: st
     return [[call.name, call.params]]
   })
 
-describe("DemoModel", () => {
+describe("Demo.makeModel", () => {
   it.effect("decides deterministically which tools to call from the input", () =>
     Effect.gen(function*() {
       expect(callsOf(yield* ask("what time is it?"))).toEqual([["clock", {}]])
@@ -39,15 +39,15 @@ describe("DemoModel", () => {
   it.effect("reports usage at one token per four characters", () =>
     Effect.gen(function*() {
       const response = yield* ask("hello there")
-      expect(response.usage.inputTokens).toBe(DemoModel.estimateTokens("hello there"))
-      expect(response.usage.outputTokens).toBe(DemoModel.estimateTokens(response.text))
+      expect(response.usage.inputTokens).toBe(Demo.estimateTokens("hello there"))
+      expect(response.usage.outputTokens).toBe(Demo.estimateTokens(response.text))
       expect(response.finishReason).toBe("stop")
       expect((yield* ask("what time is it")).finishReason).toBe("tool-calls")
     }))
 
   it.effect("answers without tools when tool results follow the input", () =>
     Effect.gen(function*() {
-      const model = yield* DemoModel.make()
+      const model = yield* Demo.makeModel()
       const prompt = Prompt.fromMessages([
         Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: "what is 2+2" })] }),
         Prompt.makeMessage("assistant", {
@@ -76,14 +76,14 @@ describe("DemoModel", () => {
     Effect.gen(function*() {
       const error = yield* Effect.flip(ask("FAIL: now"))
       expect(error._tag).toBe("UnknownError")
-      const model = yield* DemoModel.make({ failWhen: (input) => input.includes("down") })
+      const model = yield* Demo.makeModel({ failWhen: (input) => input.includes("down") })
       expect((yield* Effect.flip(model.generateText({ prompt: "is it down?" })))._tag).toBe("UnknownError")
       expect((yield* model.generateText({ prompt: "is it up?" })).text).toMatch(/^I am the demo model/)
     }))
 
   it.effect("streams the same answer", () =>
     Effect.gen(function*() {
-      const model = yield* DemoModel.make()
+      const model = yield* Demo.makeModel()
       const parts = yield* Stream.runCollect(model.streamText({ prompt: "hello" }))
       const text = Chunk.toArray(parts).flatMap((part) => (part.type === "text-delta" ? [part.delta] : [])).join("")
       expect(text).toBe((yield* model.generateText({ prompt: "hello" })).text)
