@@ -4,8 +4,10 @@
  * - `bare`: the handler alone, the platform's own request tracer off;
  * - `plain`: the handler as @effect/platform serves it by default (its request tracer on);
  * - `traced`: the handler inside the `Ingress` middleware (trace id, server span, lifecycle RECEIVED → EGRESS →
- *   COMPLETED in the memory store behind the trace-store breaker, trace headers, request metrics) with the
- *   `Recorder` installed (successes sampled at 10 %, saved to the same store);
+ *   COMPLETED in the Redis store, on a private `redis-server`, behind the trace-store breaker, trace headers, request
+ *   metrics) with the `Recorder` installed (successes sampled at 10 %, saved to the Redis execution store): what a
+ *   deployment runs;
+ * - `traced (memory)`: the same over the memory stores;
  * - `ingress+recorder`: as `traced`, but no request gets a lifecycle record;
  * - `ingress`: the middleware alone: no lifecycle record, no recorder.
  * The last two tell apart what the middleware, the recorder and the three `TraceLifecycle` writes each cost.
@@ -17,11 +19,15 @@ import { ExecutionSpan, ExecutionStore, Recorder, TraceIdGenerator, TraceLifecyc
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { Ingress } from "@sg/gateway"
+import { RedisClient } from "@sg/redis"
+import { RedisTestServer } from "@sg/redis/testing"
+import * as ExecutionStoreRedis from "@sg/trace/ExecutionStore/Redis"
+import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 
 export { ManagedRuntime } from "effect"
 
 /** The variants measured. */
-export type Variant = "bare" | "plain" | "ingress" | "ingress+recorder" | "traced"
+export type Variant = "bare" | "plain" | "ingress" | "ingress+recorder" | "traced" | "traced (memory)"
 
 const handler = Effect.gen(function*() {
   const request = yield* HttpServerRequest.HttpServerRequest
@@ -33,7 +39,22 @@ const app = HttpRouter.empty.pipe(HttpRouter.post("/v1/runs", handler))
 
 const server = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
 
-const traced = (lifecycle: boolean, recorder: boolean) =>
+const memoryStores = Layer.merge(TraceStore.layerMemory, ExecutionStore.layerMemory)
+
+/** The stores in Redis, on a private `redis-server` this process starts (and stops with the layer). */
+const redisStores = Layer.merge(TraceStoreRedis.layer(), ExecutionStoreRedis.layer()).pipe(
+  Layer.provide(Layer.scoped(
+    RedisClient.RedisClient,
+    Effect.flatMap(RedisTestServer.RedisTestServer, (server) =>
+      RedisClient.make({ url: server.url, prefix: server.prefix }))
+  )),
+  Layer.provide(RedisTestServer.layerSpawned),
+  Layer.orDie
+)
+
+type Stores = Layer.Layer<TraceStore.TraceStore | ExecutionStore.ExecutionStore>
+
+const traced = (lifecycle: boolean, recorder: boolean, stores: Stores) =>
   Layer.unwrapEffect(
     Effect.map(
       Ingress.make(lifecycle ? undefined : { lifecycle: () => false }),
@@ -47,24 +68,19 @@ const traced = (lifecycle: boolean, recorder: boolean) =>
       : Layer.empty
   ),
   Layer.provide(TraceLifecycle.layer()),
-  Layer.provide(
-    Layer.mergeAll(
-      TraceStore.layerMemory,
-      ExecutionStore.layerMemory,
-      CircuitBreaker.layer().pipe(Layer.orDie),
-      TraceIdGenerator.layer
-    )
-  )
+  Layer.provide(Layer.mergeAll(stores, CircuitBreaker.layer().pipe(Layer.orDie), TraceIdGenerator.layer))
 )
 
 /** A server running `variant`, with its URL. */
 export const layer = (variant: Variant): Layer.Layer<HttpServer.HttpServer> => {
   const served = variant === "traced"
-    ? traced(true, true)
+    ? traced(true, true, redisStores)
+    : variant === "traced (memory)"
+    ? traced(true, true, memoryStores)
     : variant === "ingress+recorder"
-    ? traced(false, true)
+    ? traced(false, true, memoryStores)
     : variant === "ingress"
-    ? traced(false, false)
+    ? traced(false, false, memoryStores)
     : variant === "bare"
     ? HttpServer.serve(app).pipe(HttpMiddleware.withTracerDisabledWhen(() => true))
     : HttpServer.serve(app)

@@ -2,8 +2,10 @@
  * `pnpm bench gateway`: what the gateway's tracing costs an HTTP request. One trivial handler (`POST /v1/runs`,
  * read the JSON body, answer a small JSON inside an agent-run span) is served in this process three ways (see
  * bench/gateway-servers.ts): `bare` (platform tracer off), `plain` (as @effect/platform serves it by
- * default), `traced` (the `Ingress` middleware with lifecycle writes to the memory store, plus the `Recorder`), and
- * two partial ones to tell the costs apart: `ingress` (the middleware alone) and `ingress+recorder` (no lifecycle).
+ * default), `traced` (the `Ingress` middleware with lifecycle writes to the Redis store on a private redis-server,
+ * plus the `Recorder` saving to Redis: what a deployment runs), `traced (memory)` (the same over the memory stores),
+ * and two partial ones to tell the costs apart: `ingress` (the middleware alone) and `ingress+recorder` (no
+ * lifecycle).
  * The load comes from a second process on loopback:
  * - throughput: autocannon, `SG_BENCH_CONNECTIONS` (16) connections for `SG_BENCH_SECONDS` (3) per round;
  * - latency: `SG_BENCH_PROBES` (2000) requests one after another on one kept-alive connection, timed with hrtime
@@ -91,7 +93,7 @@ const load = (target: string): Promise<Round> =>
   })
 
 export const run = async (): Promise<void> => {
-  const variants: ReadonlyArray<Variant> = ["bare", "plain", "ingress", "ingress+recorder", "traced"]
+  const variants: ReadonlyArray<Variant> = ["bare", "plain", "ingress", "ingress+recorder", "traced (memory)", "traced"]
   const servers = variants.map((variant) => ({ variant, runtime: ManagedRuntime.make(layer(variant)) }))
   try {
     const targets = await Promise.all(servers.map((s) => s.runtime.runPromise(url)))
@@ -131,7 +133,8 @@ export const run = async (): Promise<void> => {
         `the middleware alone: ${(rps("ingress") / rps("plain")).toFixed(2)}x, ` +
         `${(p50("ingress") - p50("plain")).toFixed(0)} µs; with the recorder: ` +
         `${(rps("ingress+recorder") / rps("plain")).toFixed(2)}x, ` +
-        `${(p50("ingress+recorder") - p50("plain")).toFixed(0)} µs`
+        `${(p50("ingress+recorder") - p50("plain")).toFixed(0)} µs; traced over the memory stores: ` +
+        `${(rps("traced (memory)") / rps("plain")).toFixed(2)}x, ${(p50("traced (memory)") - p50("plain")).toFixed(0)} µs`
     )
   } finally {
     await Promise.all(servers.map((s) => s.runtime.dispose()))
