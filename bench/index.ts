@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   breaker: () => import("./breaker.js"),
   recorder: () => import("./recorder.js"),
   gateway: () => import("./gateway.js"),
+  lifecycle: () => import("./lifecycle.js"),
   memory: () => import("./memory.js"),
   readyz: () => import("./readyz.js"),
   peer: () => import("./peer.js")

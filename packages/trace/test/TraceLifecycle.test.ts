@@ -141,6 +141,8 @@ describe("TraceLifecycle", () => {
       const id = nextTraceId()
       yield* setMode("down")
       const lane = yield* lifecycle.begin(id)
+      // The replayer tries the queued create while the store is still down, and waits to retry.
+      yield* TestClock.adjust("1 millis")
       yield* setMode("ok")
       // The store answers again, but this request's create is still queued: its finish must not go first.
       yield* lifecycle.finish(lane, "COMPLETED")
