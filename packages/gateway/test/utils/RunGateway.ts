@@ -131,15 +131,28 @@ const recording = Layer.unwrapEffect(
     Recorder.layer({ save: store.saveExecution, sampleSuccess: 1, grace: Duration.millis(5) }))
 )
 
-/** The gateway over the real runtime; `options` go to the runtime (budgets, timeouts). */
-export const make = (options?: Omit<AgentRuntime.Options, "agents">) => {
+/** What else a test gateway runs with. */
+export interface Extras<E, R> {
+  /** The trace store (memory by default), journaled. */
+  readonly store?: Layer.Layer<TraceStore.TraceStore, E, R>
+  /** The gateway's own options. */
+  readonly gateway?: Gateway.Options
+}
+
+/**
+ * The gateway over the real runtime; `options` go to the runtime (budgets, timeouts), `extras` choose the store and
+ * the gateway's options. Services the gateway reads when present (`ApiKeys`, `RateLimit.RequestLimit`) are provided
+ * around it by the caller.
+ */
+export const make = <E = never, R = never>(options?: Omit<AgentRuntime.Options, "agents">, extras?: Extras<E, R>) => {
+  const store = (extras?.store ?? TraceStore.layerMemory) as Layer.Layer<TraceStore.TraceStore, E, R>
   const services = AgentRuntime.layer({ ...options, agents }).pipe(
     Layer.provide(chain),
-    Layer.provideMerge(TraceLifecycle.layer()),
-    Layer.provideMerge(Layer.mergeAll(layerJournaled(TraceStore.layerMemory), breakers, TraceIdGenerator.layer)),
+    Layer.provideMerge(TraceLifecycle.layer(extras?.store === undefined ? undefined : { deadline: "10 seconds" })),
+    Layer.provideMerge(Layer.mergeAll(layerJournaled(store), breakers, TraceIdGenerator.layer)),
     Layer.orDie
   )
-  return Gateway.layer().pipe(
+  return Gateway.layer(extras?.gateway).pipe(
     Layer.provideMerge(recording),
     Layer.provideMerge(NodeHttpServer.layerTest),
     Layer.provideMerge(services)
