@@ -51,7 +51,14 @@ describe("sg serve's configuration", () => {
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, "OTEL_EXPORTER_OTLP_ENDPOINT"],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }, "grpc"],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", SG_OTEL_SAMPLE_SUCCESS: "x" }, "SG_OTEL_SAMPLE_SUCCESS"],
-    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", SG_OTEL_CONTENT: "sometimes" }, "SG_OTEL_CONTENT"]
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", SG_OTEL_CONTENT: "sometimes" }, "SG_OTEL_CONTENT"],
+    [{ SG_API_KEYS: "too-short" }, "SG_API_KEYS entry 1"],
+    [{ SG_API_KEYS: "sk-0123456789abcdef:acme:write" }, "SG_API_KEYS entry 1"],
+    [{ SG_API_KEYS_FILE: "/nonexistent/sg-keys" }, "SG_API_KEYS_FILE"],
+    [{ SG_RATE_LIMIT: "lots" }, "SG_RATE_LIMIT"],
+    [{ SG_METRICS_PUBLIC: "sometimes" }, "SG_METRICS_PUBLIC"],
+    [{ SG_HOST: "0.0.0.0" }, "SG_INSECURE"],
+    [{ SG_HOST: "0.0.0.0", SG_INSECURE: "perhaps" }, "SG_INSECURE"]
   ] as const)("%o is refused with an error naming %s, before anything listens", ([env, variable]) =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(Serve.layer).pipe(Effect.scoped))
