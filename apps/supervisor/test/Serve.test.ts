@@ -65,6 +65,21 @@ describe("sg serve's configuration", () => {
       expect(String(error)).toContain(variable)
     }).pipe(withEnv({ PORT: "0", REDIS_URL: "", ...env })))
 
+  it.live("a bad API key entry is named by its position, never by the key", () =>
+    Effect.gen(function*() {
+      const good = "sk-serve-good-1a2b3c4d5e6f7a8b"
+      const bad = "sk-serve-bad-9f8e7d6c5b4a3f2e"
+      for (const list of [`${good},${bad}:acme:write`, `${good},${bad}:no tenant:run`, `${good},${good}`]) {
+        const error = yield* Effect.flip(Layer.build(Serve.layer).pipe(Effect.scoped)).pipe(
+          withEnv({ PORT: "0", REDIS_URL: "", SG_API_KEYS: list })
+        )
+        const text = `${String(error)} ${JSON.stringify(error)}`
+        expect(text).toContain("SG_API_KEYS entry 2")
+        expect(text).not.toContain(good)
+        expect(text).not.toContain(bad)
+      }
+    }))
+
   it.live("the defaults: port 8080 and a 10 second grace", () =>
     Effect.gen(function*() {
       const settings = yield* Serve.config.pipe(withEnv({}))

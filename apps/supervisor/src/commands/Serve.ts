@@ -2,6 +2,10 @@
  * `sg serve`: the gateway, with the agent runtime, the breakers, lifecycle tracing, the recorder, and the orphan
  * watchdog under the lease, all configured from the environment.
  *
+ * Before any layer, the API keys (`SG_API_KEYS`, `SG_API_KEYS_FILE`, re-read on SIGHUP) are read: how many there are
+ * decides where it listens (`Environment.bind`: `SG_HOST`, by default `127.0.0.1` without keys and `0.0.0.0` with
+ * them; beyond loopback without keys only with `SG_INSECURE=on`).
+ *
  * Layers, from the bottom (built first, released last) to the top:
  *
  * 1. `Environment.backendLayer`: the trace store (`REDIS_URL`: Redis, else memory, said in the first log line), the
@@ -17,8 +21,10 @@
  * 4. `NodeHttpServer.layer` over a `node:http` server this module keeps a handle on, listening on `PORT`. Until the
  *    gateway's handler is attached (and once it is detached), that server answers every request itself: 503
  *    `not_ready` with `Retry-After: 1`, since Node would otherwise leave a request with no listener unanswered.
- * 5. `Gateway.layer()`: the routes inside the ingress middleware, served on it.
- * 6. `announce`: the start-up line (address, store, model), and on release the graceful stop: `/readyz` 503, no new
+ * 5. `Gateway.layer({ metricsPublic })`: the routes inside the ingress middleware, served on it, guarded by the keys
+ *    and the per-key `SG_RATE_LIMIT` (`Environment.rateLimitLayer`: in Redis with `REDIS_URL`, on the one client).
+ * 6. `announce`: the start-up line (the address the server is bound to, store, model, breakers, access: the number of
+ *    keys and their tenants, never a key), and on release the graceful stop: `/readyz` 503, no new
  *    connections, requests in flight get `SG_SHUTDOWN_GRACE` (10 s) to finish, then the remaining connections close.
  *
  * Released top-down on SIGTERM or SIGINT: the server drains and closes before the recorder flushes, the recorder
