@@ -77,7 +77,7 @@ const startServe = (env: Readonly<Record<string, string>>) =>
       }, 60_000)
       child.stderr!.on("data", (chunk: Buffer) => {
         log += chunk.toString()
-        const match = /listening on http:\/\/localhost:(\d+)/.exec(log)
+        const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)
         if (match !== null && !listening) {
           listening = true
           clearTimeout(timer)

@@ -189,7 +189,7 @@ const load = (target: Target): Promise<Round> =>
       code === 0 ? resolve(JSON.parse(out) as Round) : reject(new Error(`load generator exited with ${code}`)))
   })
 
-const listening = /listening on http:\/\/localhost:(\d+)/
+const listening = /listening on http:\/\/(?:127\.0\.0\.1|0\.0\.0\.0|\[::\]|\[::1\]|localhost):(\d+)/
 
 const sg = (name: string, upstream: string, env: Readonly<Record<string, string>>) =>
   start(name, process.execPath, ["--import", "tsx", "apps/supervisor/src/bin.ts", "serve"], listening, {

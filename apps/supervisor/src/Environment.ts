@@ -3,6 +3,9 @@
  * shared by the trace store and the lease; without it, in-memory twins (said at start-up: nothing is shared with
  * other replicas). Configuration errors are `ConfigError`s naming the variable.
  */
+import type * as RateLimiter from "@effect/experimental/RateLimiter"
+import { RateLimit } from "@sg/gateway"
+import * as RateLimitRedis from "@sg/gateway/RateLimit/Redis"
 import { InvalidLeaseConfig, LeaderElection } from "@sg/leader"
 import * as LeaseStoreRedis from "@sg/leader/LeaseStore/Redis"
 import { RedisClient } from "@sg/redis"
@@ -158,6 +161,85 @@ export const breakersLayer: Layer.Layer<
       )
   })
 )
+
+/**
+ * The per-key rate limit (`SG_RATE_LIMIT`, `<n>/<second|minute|hour>`; unset: none, and no `RequestLimit` in the
+ * context): with `REDIS_URL`, counted in Redis on the one connection, so every replica spends one budget per key;
+ * otherwise in this process. Present in the context only with a limit (not in the type, as `backendLayer`'s client).
+ */
+export const rateLimitLayer: Layer.Layer<never, ConfigError.ConfigError> = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const limit = yield* RateLimit.config
+    if (Option.isNone(limit)) return Layer.empty
+    const selected = yield* backend
+    if (selected.kind === "memory") return RateLimit.layerMemory(limit.value)
+    const store: Layer.Layer<RateLimiter.RateLimiterStore, ConfigError.ConfigError> = Layer.provide(
+      RateLimitRedis.layerStore,
+      redisClient
+    )
+    return Layer.provide(RateLimit.layer(limit.value), store)
+  })
+)
+
+/** `SG_METRICS_PUBLIC` (off): `/metrics` answers without a key even when API keys are configured. */
+export const metricsPublic: Config.Config<boolean> = Config.boolean("SG_METRICS_PUBLIC").pipe(
+  Config.withDefault(false),
+  Config.withDescription("with API keys, let /metrics answer without one (on/off)")
+)
+
+/** Where `sg serve` listens, and what to say about it. */
+export interface Bind {
+  /** The address to bind (`SG_HOST`). */
+  readonly host: string
+  /** Whether it is loopback only (this machine). */
+  readonly loopback: boolean
+  /** Set when `SG_INSECURE=on` let it serve beyond loopback without keys: the warning to log. */
+  readonly warning?: string | undefined
+}
+
+/** Whether a host is this machine only: `localhost`, `127.0.0.0/8`, `::1`. */
+export const isLoopback = (host: string): boolean => {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1")
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === "::ffff:127.0.0.1"
+}
+
+/** `SG_INSECURE` (off): serve beyond loopback with no API keys (anyone who reaches the port may run and read). */
+export const insecure: Config.Config<boolean> = Config.boolean("SG_INSECURE").pipe(
+  Config.withDefault(false),
+  Config.withDescription("serve on a non-loopback SG_HOST with no API keys (on/off)")
+)
+
+/** `SG_HOST`, unset or empty: `None`. */
+const hostConfig: Config.Config<Option.Option<string>> = Config.option(Config.string("SG_HOST")).pipe(
+  Config.map(Option.filter((host) => host.trim() !== "")),
+  Config.withDescription("the address to listen on: 127.0.0.1 without API keys, 0.0.0.0 with them")
+)
+
+/**
+ * Where `sg serve` listens, given how many API keys are configured: `SG_HOST`, by default `0.0.0.0` with keys and
+ * `127.0.0.1` without. A non-loopback `SG_HOST` with no keys is a `ConfigError` naming `SG_HOST` and `SG_INSECURE`,
+ * unless `SG_INSECURE=on`, which lets it through with a warning.
+ */
+export const bind = (keys: number): Effect.Effect<Bind, ConfigError.ConfigError> =>
+  Effect.gen(function*(): Effect.fn.Return<Bind, ConfigError.ConfigError> {
+    const host = Option.getOrElse(yield* hostConfig, () => (keys > 0 ? "0.0.0.0" : "127.0.0.1")).trim()
+    const loopback = isLoopback(host)
+    if (loopback || keys > 0) return { host, loopback }
+    if (!(yield* insecure)) {
+      return yield* Effect.fail(ConfigError.InvalidData(
+        ["SG_HOST"],
+        `SG_HOST=${host} would serve beyond this machine with no API key configured (SG_API_KEYS or ` +
+          `SG_API_KEYS_FILE): anyone who reaches the port could run agents and read every trace. Configure keys, ` +
+          `or set SG_INSECURE=on to serve it open anyway`
+      ))
+    }
+    return {
+      host,
+      loopback,
+      warning: `SG_INSECURE=on: listening on ${host} with no API keys: anyone who reaches the port can run agents ` +
+        `on this server's model keys and read every trace`
+    }
+  })
 
 /** Logs on stderr, so stdout carries only a verb's output: pretty on a terminal, logfmt lines otherwise. */
 export const stderrLogger: Logger.Logger<unknown, void> = process.stderr.isTTY === true

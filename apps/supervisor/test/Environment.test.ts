@@ -4,7 +4,8 @@ import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { TraceStore, TraceWatchdog } from "@sg/trace"
 import * as Environment from "@sg/supervisor/Environment"
-import { ConfigProvider, Effect, Layer, Logger, Schedule } from "effect"
+import { ConfigProvider, Effect, Exit, Layer, Logger, Option, Schedule } from "effect"
+import { RateLimit } from "@sg/gateway"
 
 /** Runs with exactly these environment variables. */
 const withEnv = (entries: Readonly<Record<string, string>>) =>
@@ -84,6 +85,53 @@ describe("Environment", () => {
       )
       expect(error._tag).toBe("ConfigError")
       expect(String(error)).toContain(variable)
+    }))
+})
+describe("where sg serve listens (Environment.bind)", () => {
+  it.each(["127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST", "::1", "[::1]"])("%s is loopback", (host) => {
+    expect(Environment.isLoopback(host)).toBe(true)
+  })
+  it.each(["0.0.0.0", "::", "10.0.0.5", "192.168.1.2", "example.com", "128.0.0.1"])("%s is not", (host) => {
+    expect(Environment.isLoopback(host)).toBe(false)
+  })
+
+  it.effect("the default: 127.0.0.1 without keys, 0.0.0.0 with them; SG_HOST overrides either", () =>
+    Effect.gen(function*() {
+      expect(yield* Environment.bind(0).pipe(withEnv({}))).toEqual({ host: "127.0.0.1", loopback: true })
+      expect(yield* Environment.bind(2).pipe(withEnv({}))).toEqual({ host: "0.0.0.0", loopback: false })
+      expect(yield* Environment.bind(2).pipe(withEnv({ SG_HOST: "127.0.0.1" }))).toEqual({
+        host: "127.0.0.1",
+        loopback: true
+      })
+      expect(yield* Environment.bind(0).pipe(withEnv({ SG_HOST: "::1" }))).toEqual({ host: "::1", loopback: true })
+      expect(yield* Environment.bind(0).pipe(withEnv({ SG_HOST: "" }))).toEqual({ host: "127.0.0.1", loopback: true })
+    }))
+
+  it.effect("a non-loopback SG_HOST without keys is refused, naming SG_INSECURE; SG_INSECURE=on lets it, warned", () =>
+    Effect.gen(function*() {
+      for (const host of ["0.0.0.0", "::", "10.0.0.5"]) {
+        const refused = yield* Effect.exit(Environment.bind(0).pipe(withEnv({ SG_HOST: host })))
+        expect(Exit.isFailure(refused)).toBe(true)
+        expect(String(Exit.isFailure(refused) && refused.cause)).toContain("SG_INSECURE=on")
+        expect(String(Exit.isFailure(refused) && refused.cause)).toContain("SG_HOST")
+      }
+      const off = yield* Effect.exit(Environment.bind(0).pipe(withEnv({ SG_HOST: "0.0.0.0", SG_INSECURE: "off" })))
+      expect(Exit.isFailure(off)).toBe(true)
+      const allowed = yield* Environment.bind(0).pipe(withEnv({ SG_HOST: "0.0.0.0", SG_INSECURE: "on" }))
+      expect(allowed).toMatchObject({ host: "0.0.0.0", loopback: false })
+      expect(allowed.warning).toContain("no API keys")
+    }))
+
+  it.effect("SG_RATE_LIMIT: none unset; in memory without REDIS_URL", () =>
+    Effect.gen(function*() {
+      const limit = (env: Record<string, string>) =>
+        Effect.serviceOption(RateLimit.RequestLimit).pipe(Effect.provide(Environment.rateLimitLayer), withEnv(env))
+      expect(Option.isNone(yield* limit({}))).toBe(true)
+      const some = yield* limit({ SG_RATE_LIMIT: "2/second" })
+      expect(Option.map(some, (s) => s.limit.text)).toEqual(Option.some("2/second"))
+      const service = Option.getOrThrow(some)
+      const decisions = yield* Effect.forEach([1, 2, 3], () => service.check("k"))
+      expect(decisions.map((d) => d.allowed)).toEqual([true, true, false])
     }))
 })
 

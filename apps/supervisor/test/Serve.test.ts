@@ -51,12 +51,34 @@ describe("sg serve's configuration", () => {
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }, "OTEL_EXPORTER_OTLP_ENDPOINT"],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }, "grpc"],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", SG_OTEL_SAMPLE_SUCCESS: "x" }, "SG_OTEL_SAMPLE_SUCCESS"],
-    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", SG_OTEL_CONTENT: "sometimes" }, "SG_OTEL_CONTENT"]
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:1", SG_OTEL_CONTENT: "sometimes" }, "SG_OTEL_CONTENT"],
+    [{ SG_API_KEYS: "too-short" }, "SG_API_KEYS entry 1"],
+    [{ SG_API_KEYS: "sk-0123456789abcdef:acme:write" }, "SG_API_KEYS entry 1"],
+    [{ SG_API_KEYS_FILE: "/nonexistent/sg-keys" }, "SG_API_KEYS_FILE"],
+    [{ SG_RATE_LIMIT: "lots" }, "SG_RATE_LIMIT"],
+    [{ SG_METRICS_PUBLIC: "sometimes" }, "SG_METRICS_PUBLIC"],
+    [{ SG_HOST: "0.0.0.0" }, "SG_INSECURE"],
+    [{ SG_HOST: "0.0.0.0", SG_INSECURE: "perhaps" }, "SG_INSECURE"]
   ] as const)("%o is refused with an error naming %s, before anything listens", ([env, variable]) =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(Layer.build(Serve.layer).pipe(Effect.scoped))
       expect(String(error)).toContain(variable)
     }).pipe(withEnv({ PORT: "0", REDIS_URL: "", ...env })))
+
+  it.live("a bad API key entry is named by its position, never by the key", () =>
+    Effect.gen(function*() {
+      const good = "sk-serve-good-1a2b3c4d5e6f7a8b"
+      const bad = "sk-serve-bad-9f8e7d6c5b4a3f2e"
+      for (const list of [`${good},${bad}:acme:write`, `${good},${bad}:no tenant:run`, `${good},${good}`]) {
+        const error = yield* Effect.flip(Layer.build(Serve.layer).pipe(Effect.scoped)).pipe(
+          withEnv({ PORT: "0", REDIS_URL: "", SG_API_KEYS: list })
+        )
+        const text = `${String(error)} ${JSON.stringify(error)}`
+        expect(text).toContain("SG_API_KEYS entry 2")
+        expect(text).not.toContain(good)
+        expect(text).not.toContain(bad)
+      }
+    }))
 
   it.live("the defaults: port 8080 and a 10 second grace", () =>
     Effect.gen(function*() {

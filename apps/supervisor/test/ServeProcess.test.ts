@@ -342,7 +342,7 @@ describe("sg serve, stopping", () => {
         "REDIS_URL is not set: using the in-memory store; nothing is shared with other replicas"
       )
       expect(child.stderr()).toMatch(
-        /listening on http:\/\/localhost:\d+; store: memory \(this process only\); model: demo/
+        /listening on http:\/\/127\.0\.0\.1:\d+; store: memory \(this process only\); model: demo/
       )
       const answer = yield* Http.postRun(port, { input: "what is 2+3*4?" })
       expect(answer.status).toBe(200)

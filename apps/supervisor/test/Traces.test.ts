@@ -132,6 +132,18 @@ describe("sg traces: rendering", () => {
     expect(lines[2]).toMatch(/ success +100\.0 ms .* 50\/19$/)
   })
 
+  it("list: a TENANT column when any record has a tenant (runs made with API keys), `-` for one without", () => {
+    const summary = ExecutionRecord.summarize(record)
+    const table = Traces.renderTable({
+      items: [{ ...summary, tenant: "acme" }, summary],
+      next_cursor: null
+    })
+    const lines = table.split("\n")
+    expect(lines[0]).toMatch(/^STARTED +TRACE ID +TENANT +STATUS +DURATION /)
+    expect(lines[1]).toMatch(new RegExp(`^2025-11-23T10:00:00.000Z +${id} +acme +error +100.0 ms `))
+    expect(lines[2]).toMatch(new RegExp(`^2025-11-23T10:00:00.000Z +${id} +- +error +100.0 ms `))
+  })
+
   it("durations read as ms or s", () => {
     expect([0.004, 0.5, 12.34, 999.9, 1520].map(Traces.formatMillis)).toEqual([
       "0.00 ms",
@@ -160,6 +172,17 @@ describe("sg traces without REDIS_URL", () => {
       const ran = yield* runSg("", ["traces", "list", flag!, value!])
       expect(Exit.isFailure(ran.exit)).toBe(true)
       expect(ran.stdout).toBe("")
+    }))
+
+  it.live("list refuses a --tenant that is not a tenant's name, saying why (exit code 2)", () =>
+    Effect.gen(function*() {
+      const before = process.exitCode
+      const ran = yield* runSg("", ["traces", "list", "--tenant", "no spaces"])
+      const code = process.exitCode
+      process.exitCode = before
+      expect(code).toBe(2)
+      expect(ran.stdout).toBe("")
+      expect(ran.stderr).toContain("--tenant: tenant must be 1 to 64 letters")
     }))
 
   it.live("show refuses a malformed id before reading any store", () =>

@@ -74,6 +74,24 @@ export class StoreUnavailable extends Schema.TaggedError<StoreUnavailable>("@sg/
   { message: Schema.String }
 ) {}
 
+/** No API key, or one that is not configured (answered with `WWW-Authenticate: Bearer`). */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>("@sg/gateway/Unauthorized")("Unauthorized", {
+  message: Schema.String
+}) {}
+
+/** The key is valid but lacks the scope the route needs; `scope` names it. */
+export class Forbidden extends Schema.TaggedError<Forbidden>("@sg/gateway/Forbidden")("Forbidden", {
+  scope: Schema.String,
+  message: Schema.String
+}) {}
+
+/** The key is over its rate limit (`SG_RATE_LIMIT`); `retry_after` is in seconds, as the `Retry-After` header. */
+export class RateLimited extends Schema.TaggedError<RateLimited>("@sg/gateway/RateLimited")("RateLimited", {
+  limit: Schema.String,
+  retry_after: Schema.Number,
+  message: Schema.String
+}) {}
+
 /** A bug: the gateway failed in a way no request should cause. Logged with its cause. */
 export class InternalError extends Schema.TaggedError<InternalError>("@sg/gateway/InternalError")("InternalError", {
   message: Schema.String
@@ -90,6 +108,9 @@ export const codes = {
   Timeout: "timeout",
   NotReady: "not_ready",
   StoreUnavailable: "store_unavailable",
+  Unauthorized: "unauthorized",
+  Forbidden: "forbidden",
+  RateLimited: "rate_limited",
   InternalError: "internal_error"
 } as const
 
@@ -104,6 +125,9 @@ export type ApiError =
   | Timeout
   | NotReady
   | StoreUnavailable
+  | Unauthorized
+  | Forbidden
+  | RateLimited
   | InternalError
 
 /**
@@ -144,20 +168,49 @@ export const TimeoutJson = wire(Timeout, "Timeout", codes.Timeout, 504)
 export const NotReadyJson = wire(NotReady, "NotReady", codes.NotReady, 503)
 /** 503 `store_unavailable`. */
 export const StoreUnavailableJson = wire(StoreUnavailable, "StoreUnavailable", codes.StoreUnavailable, 503)
+/** 401 `unauthorized`. */
+export const UnauthorizedJson = wire(Unauthorized, "Unauthorized", codes.Unauthorized, 401)
+/** 403 `forbidden`. */
+export const ForbiddenJson = wire(Forbidden, "Forbidden", codes.Forbidden, 403)
+/** 429 `rate_limited` (`Retry-After` and the `x-ratelimit-*` headers are set beside it). */
+export const RateLimitedJson = wire(RateLimited, "RateLimited", codes.RateLimited, 429)
 /** 500 `internal_error`. */
 export const InternalErrorJson = wire(InternalError, "InternalError", codes.InternalError, 500)
+
+/** The HTTP status of each error. */
+export const statuses: Record<ApiError["_tag"], number> = {
+  BadRequest: 400,
+  NotFound: 404,
+  PayloadTooLarge: 413,
+  BudgetExceeded: 422,
+  UpstreamFailed: 502,
+  CircuitOpen: 503,
+  Timeout: 504,
+  NotReady: 503,
+  StoreUnavailable: 503,
+  Unauthorized: 401,
+  Forbidden: 403,
+  RateLimited: 429,
+  InternalError: 500
+}
 
 /** The code a status answers with when nothing more specific is known (a response from another app). */
 export const codeOfStatus = (status: number): string => {
   switch (status) {
     case 400:
       return codes.BadRequest
+    case 401:
+      return codes.Unauthorized
+    case 403:
+      return codes.Forbidden
     case 404:
       return codes.NotFound
     case 413:
       return codes.PayloadTooLarge
     case 422:
       return codes.BudgetExceeded
+    case 429:
+      return codes.RateLimited
     case 499:
       return "client_closed_request"
     case 500:

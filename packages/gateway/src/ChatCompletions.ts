@@ -33,34 +33,15 @@ import * as Sse from "./Sse.js"
 /** What `owned_by` says of sg's agents. */
 export const owner = "sg"
 
-const typeOfStatus = (status: number): string =>
-  status >= 500 ? (status === 500 ? "server_error" : "api_error") : "invalid_request_error"
-
 /** An OpenAI-shaped error response. */
 export const errorResponse = (
   status: number,
   error: { readonly message: string; readonly code: string; readonly param?: string | undefined },
   headers?: Readonly<Record<string, string>>
 ): HttpServerResponse.HttpServerResponse =>
-  HttpServerResponse.unsafeJson(
-    {
-      error: { message: error.message, type: typeOfStatus(status), param: error.param ?? null, code: error.code }
-    } satisfies Wire.ErrorBody,
-    { status, ...(headers !== undefined ? { headers } : {}) }
-  )
+  HttpServerResponse.unsafeJson(Wire.errorBody(status, error), { status, ...(headers !== undefined ? { headers } : {}) })
 
-const statuses: Record<ApiError.ApiError["_tag"], number> = {
-  BadRequest: 400,
-  NotFound: 404,
-  PayloadTooLarge: 413,
-  BudgetExceeded: 422,
-  UpstreamFailed: 502,
-  CircuitOpen: 503,
-  Timeout: 504,
-  NotReady: 503,
-  StoreUnavailable: 503,
-  InternalError: 500
-}
+const statuses = ApiError.statuses
 
 /** The OpenAI-shaped answer of one of the gateway's errors (`Retry-After` on `circuit_open`). */
 export const fromApiError = (error: ApiError.ApiError): HttpServerResponse.HttpServerResponse =>
@@ -262,7 +243,7 @@ export const handle = (
           const body: Wire.ErrorBody = {
             error: {
               message: api.message,
-              type: typeOfStatus(statuses[api._tag]),
+              type: Wire.errorTypeOf(statuses[api._tag]),
               param: null,
               code: ApiError.codes[api._tag]
             }

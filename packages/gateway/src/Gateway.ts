@@ -11,7 +11,9 @@
  * ```
  *
  * A `TraceWatchdog`, when present in the context the layer is built in, shows in `/api/status`, and so does a Redis
- * store's address. `/readyz` answers from the `Readiness` in context, or from one the layer starts itself (default
+ * store's address. `ApiKeys`, when present, guards the routes (`Access`), with the `RateLimit.RequestLimit` in
+ * context if any; a key that is not `admin` reads its own tenant's traces only (another tenant's trace answers 404,
+ * as an unknown one). `/readyz` answers from the `Readiness` in context, or from one the layer starts itself (default
  * options, the `readinessTimeout` below). Install the `Recorder` (`Recorder.layerStore`) around it to keep records.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
@@ -24,20 +26,23 @@ import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { AgentRuntime } from "@sg/agent-runtime"
 import { CircuitBreaker } from "@sg/resilience"
-import type { TraceIdGenerator } from "@sg/trace"
+import type { TraceIdGenerator, TraceStoreFailure } from "@sg/trace"
 import { ExecutionStore, TraceLifecycle, TraceStore, TraceWatchdog } from "@sg/trace"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Access from "./Access.js"
 import * as ApiError from "./ApiError.js"
+import * as ApiKeys from "./ApiKeys.js"
 import * as ChatCompletions from "./ChatCompletions.js"
 import { Api } from "./GatewayApi.js"
 import * as Ingress from "./Ingress.js"
 import * as Issues from "./internal/issues.js"
 import * as Runs from "./internal/runs.js"
 import * as Prometheus from "./Prometheus.js"
+import * as RateLimit from "./RateLimit.js"
 import * as Readiness from "./Readiness.js"
 import * as Viewer from "./Viewer.js"
 
@@ -51,7 +56,9 @@ export interface Options {
    */
   readonly readinessTimeout?: Duration.DurationInput | undefined
   /** The ingress middleware's options (which requests get a lifecycle record). */
-  readonly ingress?: Ingress.Options | undefined
+  readonly ingress?: Omit<Ingress.Options, "admit"> | undefined
+  /** `/metrics` needs no key even with API keys configured (`SG_METRICS_PUBLIC`); off by default. */
+  readonly metricsPublic?: boolean | undefined
 }
 
 /** The defaults of `Options`. */
@@ -69,11 +76,34 @@ const runsLive = (maxBodyBytes: number) =>
       // Raw: the body is read and decoded there, so that every way it can be bad answers 400 or 413 (see readJson).
       handlers.handleRaw("create", ({ request }) => Runs.handle(runtime, lifecycle, request, maxBodyBytes))))
 
+/** The one tenant the caller may read, or `undefined` for every tenant (an admin key, or access open). */
+const tenantOf = (caller: Option.Option<ApiKeys.Principal>): string | undefined =>
+  Option.isNone(caller) || ApiKeys.allows(caller.value, "admin") ? undefined : caller.value.tenant
+
+const caller = Effect.serviceOption(ApiKeys.CurrentPrincipal)
+
+const notFound = (traceId: string) =>
+  new ApiError.NotFound({ message: `no trace ${traceId}: it is unknown, was not sampled, or has expired` })
+
 const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
   Effect.map(Effect.zip(TraceStore.TraceStore, ExecutionStore.ExecutionStore), ([store, executions]) =>
     handlers
       .handle("list", ({ urlParams }) =>
-        executions.list(urlParams).pipe(
+        Effect.flatMap(caller, (principal): Effect.Effect<
+          ExecutionStore.Page,
+          ApiError.Forbidden | ExecutionStore.InvalidExecutionQuery | TraceStoreFailure
+        > => {
+          const own = tenantOf(principal)
+          if (own !== undefined && urlParams.tenant !== undefined && urlParams.tenant !== own) {
+            return Effect.fail(
+              new ApiError.Forbidden({
+                scope: "admin",
+                message: "tenant: only an admin key lists another tenant's traces"
+              })
+            )
+          }
+          return executions.list(own === undefined ? urlParams : { ...urlParams, tenant: own })
+        }).pipe(
           Effect.catchTags({
             InvalidExecutionQuery: (error) =>
               Effect.fail(Issues.badRequest([{ path: [error.field], message: error.message }], "query")),
@@ -83,6 +113,7 @@ const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
         ))
       .handle("get", ({ path: { trace_id } }) =>
         Effect.all([
+          Effect.map(caller, tenantOf),
           store.get(trace_id).pipe(
             Effect.catchTag("InvalidTraceRecord", (error) =>
               Effect.as(
@@ -101,24 +132,28 @@ const tracesLive = HttpApiBuilder.group(Api, "traces", (handlers) =>
                 Option.none()
               ))
           )
-        ], { concurrency: 2 }).pipe(
+        ], { concurrency: 3 }).pipe(
           Effect.catchTags({
             TraceStoreUnavailable: (error) => Effect.fail(storeUnavailable(error)),
             TraceStoreCommandError: (error) => Effect.fail(storeUnavailable(error))
           }),
-          Effect.flatMap(([lifecycle, record]) =>
-            Option.isNone(lifecycle) && Option.isNone(record)
-              ? Effect.fail(
-                new ApiError.NotFound({
-                  message: `no trace ${trace_id}: it is unknown, was not sampled, or has expired`
-                })
-              )
+          Effect.flatMap(([own, stored, kept]) => {
+            // Another tenant's trace is not there for this caller: a record answers for its whole trace, and the
+            // lifecycle alone (no record kept) for itself.
+            const record = own === undefined ? kept : Option.filter(kept, (r) => r.tenant === own)
+            const lifecycle = own === undefined
+              ? stored
+              : Option.isSome(kept) && Option.isNone(record)
+              ? Option.none()
+              : Option.filter(stored, (l) => l.fields["tenant"] === own)
+            return Option.isNone(lifecycle) && Option.isNone(record)
+              ? Effect.fail(notFound(trace_id))
               : Effect.succeed({
                 trace_id,
                 lifecycle: Option.getOrNull(lifecycle),
                 record: Option.getOrNull(record)
               })
-          )
+          })
         ))
   ))
 
@@ -135,10 +170,23 @@ const notReady = (report: Readiness.Report): Effect.Effect<never, ApiError.NotRe
   )
 }
 
-const opsLive = (readinessTimeout: Duration.Duration) =>
+const opsLive = (readinessTimeout: Duration.Duration, metricsPublic: boolean) =>
   HttpApiBuilder.group(Api, "ops", (handlers) =>
     Effect.gen(function*() {
       const store = yield* TraceStore.TraceStore
+      const keys = yield* Effect.serviceOption(ApiKeys.ApiKeys)
+      const limit = yield* Effect.serviceOption(RateLimit.RequestLimit)
+      const access = Effect.gen(function*() {
+        const set = Option.isNone(keys) ? ApiKeys.empty : yield* keys.value.current
+        const own = tenantOf(yield* caller)
+        return {
+          enabled: set.entries.length > 0,
+          keys: set.entries.length,
+          tenants: own === undefined ? set.tenants : [own],
+          rate_limit: Option.isNone(limit) ? null : limit.value.limit.text,
+          metrics_public: metricsPublic
+        }
+      })
       const breakers = yield* CircuitBreaker.CircuitBreaker
       const watchdog = yield* Effect.serviceOption(TraceWatchdog.TraceWatchdog)
       const readiness = yield* Option.match(yield* Effect.serviceOption(Readiness.Readiness), {
@@ -160,6 +208,7 @@ const opsLive = (readinessTimeout: Duration.Duration) =>
         .handle("status", () =>
           Effect.all({
             store: Effect.succeed(store.backend),
+            access,
             redis: address === undefined
               ? Effect.succeed(null)
               : Effect.map(reachable, (reachable) => ({ reachable, target: address.target, prefix: address.prefix })),
@@ -227,7 +276,7 @@ export const layerApi = (
       runsLive(options?.maxBodyBytes ?? defaults.maxBodyBytes),
       ChatCompletions.layer(options?.maxBodyBytes ?? defaults.maxBodyBytes),
       tracesLive,
-      opsLive(Duration.decode(options?.readinessTimeout ?? defaults.readinessTimeout)),
+      opsLive(Duration.decode(options?.readinessTimeout ?? defaults.readinessTimeout), options?.metricsPublic === true),
       viewerLive,
       errorsLive
     ])
@@ -252,7 +301,11 @@ export const layer = (options?: Options): Layer.Layer<
   Layer.unwrapEffect(
     Effect.gen(function*() {
       const app = yield* HttpApiBuilder.httpApp
-      const ingress = yield* Ingress.make(options?.ingress)
+      const keys = yield* Effect.serviceOption(ApiKeys.ApiKeys)
+      const admit = Option.isNone(keys) ? Ingress.admitAll : yield* Access.make(Api, {
+        open: options?.metricsPublic === true ? ["ops.metrics"] : []
+      }).pipe(Effect.provideService(ApiKeys.ApiKeys, keys.value))
+      const ingress = yield* Ingress.make({ ...options?.ingress, admit })
       return HttpServer.serve(ingress(app))
     })
   ).pipe(

@@ -12,13 +12,18 @@ import { CircuitBreaker, Health as HealthIndicators } from "@sg/resilience"
 import { ExecutionRecord, TraceId, TraceRecord, TraceWatchdog } from "@sg/trace"
 import * as Schema from "effect/Schema"
 import * as ApiError from "./ApiError.js"
+import * as ApiKeys from "./ApiKeys.js"
 import * as OpenAiWire from "./OpenAiWire.js"
 import * as Prometheus from "./Prometheus.js"
 
-/** `GET /api/traces` query: `status`, `agent`, `limit` (1 to 100, 20 by default), `cursor` (a `next_cursor`). */
+/**
+ * `GET /api/traces` query: `status`, `agent`, `tenant` (an admin key's filter; any other key sees its own tenant
+ * only), `limit` (1 to 100, 20 by default), `cursor` (a `next_cursor`).
+ */
 export const ListParams = Schema.Struct({
   status: Schema.optional(ExecutionRecord.Status),
   agent: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(64))),
+  tenant: Schema.optional(ExecutionRecord.Tenant),
   limit: Schema.optional(
     Schema.NumberFromString.pipe(
       Schema.int({ message: () => "must be a whole number" }),
@@ -56,9 +61,22 @@ export const RedisStatus = Schema.Struct({
   prefix: Schema.String
 })
 
+/**
+ * Access as `/api/status` shows it: whether keys are required, how many are configured and for which tenants (a
+ * non-admin key sees its own tenant only), the rate limit per key, and whether `/metrics` is open. Never a key.
+ */
+export const AccessStatus = Schema.Struct({
+  enabled: Schema.Boolean,
+  keys: Schema.NonNegativeInt,
+  tenants: Schema.Array(Schema.String),
+  rate_limit: Schema.NullOr(Schema.String),
+  metrics_public: Schema.Boolean
+})
+
 /** `GET /api/status`. */
 export const Status = Schema.Struct({
   store: Schema.Literal("redis", "memory"),
+  access: AccessStatus,
   /** Null when no Redis is in use (the memory store). */
   redis: Schema.NullOr(RedisStatus),
   /** Null when this process runs no watchdog. */
@@ -92,7 +110,7 @@ export const RunBody = Schema.extend(
  * (`text/event-stream`: `run.started`, `text.delta`, `tool.started`, `tool.finished`, `run.finished` / `run.failed`)
  * instead of the JSON `RunResult`; a run that fails before its first output answers its error status either way.
  */
-export const runs = HttpApiGroup.make("runs").add(
+export const runs = HttpApiGroup.make("runs").annotate(ApiKeys.Rule, ApiKeys.rule("run")).add(
   HttpApiEndpoint.post("create", "/v1/runs")
     .setPayload(RunBody)
     .addSuccess(AgentRuntime.RunResult)
@@ -108,6 +126,7 @@ export const runs = HttpApiGroup.make("runs").add(
  * statuses of the other routes.
  */
 export const openai = HttpApiGroup.make("openai")
+  .annotate(ApiKeys.Rule, ApiKeys.rule("run", "openai"))
   .add(
     HttpApiEndpoint.post("chatCompletions", "/v1/chat/completions")
       .setPayload(OpenAiWire.ChatCompletionRequest)
@@ -118,6 +137,7 @@ export const openai = HttpApiGroup.make("openai")
 
 /** The execution records: list them, open one. */
 export const traces = HttpApiGroup.make("traces")
+  .annotate(ApiKeys.Rule, ApiKeys.rule("read"))
   .add(
     HttpApiEndpoint.get("list", "/api/traces")
       .setUrlParams(ListParams)
@@ -133,10 +153,27 @@ export const traces = HttpApiGroup.make("traces")
 
 /** Status, health, readiness and metrics. */
 export const ops = HttpApiGroup.make("ops")
-  .add(HttpApiEndpoint.get("status", "/api/status").addSuccess(Status))
-  .add(HttpApiEndpoint.get("healthz", "/healthz").addSuccess(Health))
-  .add(HttpApiEndpoint.get("readyz", "/readyz").addSuccess(Readiness).addError(ApiError.NotReadyJson))
-  .add(HttpApiEndpoint.get("metrics", "/metrics").addSuccess(MetricsText))
+  .add(
+    HttpApiEndpoint.get("status", "/api/status")
+      .addSuccess(Status)
+      .annotate(ApiKeys.Rule, ApiKeys.rule("read"))
+  )
+  .add(
+    HttpApiEndpoint.get("healthz", "/healthz")
+      .addSuccess(Health)
+      .annotate(ApiKeys.Rule, ApiKeys.rule("open"))
+  )
+  .add(
+    HttpApiEndpoint.get("readyz", "/readyz")
+      .addSuccess(Readiness)
+      .addError(ApiError.NotReadyJson)
+      .annotate(ApiKeys.Rule, ApiKeys.rule("open"))
+  )
+  .add(
+    HttpApiEndpoint.get("metrics", "/metrics")
+      .addSuccess(MetricsText)
+      .annotate(ApiKeys.Rule, ApiKeys.rule("admin"))
+  )
 
 /** The trace viewer page: one HTML document (its script and style inline, allowed by hash in its CSP). */
 export const Html = HttpApiSchema.Text({ contentType: "text/html; charset=utf-8" })
@@ -146,12 +183,15 @@ export const PagePath = Schema.Struct({ trace_id: Schema.String })
 
 /** The trace viewer: the list at `/`, one trace's waterfall at `/traces/:trace_id` (the same page, routed in it). */
 export const viewer = HttpApiGroup.make("viewer")
+  .annotate(ApiKeys.Rule, ApiKeys.rule("open"))
   .add(HttpApiEndpoint.get("index", "/").addSuccess(Html))
   .add(HttpApiEndpoint.get("trace", "/traces/:trace_id").setPath(PagePath).addSuccess(Html))
 
 /**
  * The gateway's API. Errors every route may answer: 400 `bad_request` (naming the field), 404 `not_found`,
- * 413 `payload_too_large`, 500 `internal_error` (a bug, never an input).
+ * 413 `payload_too_large`, 500 `internal_error` (a bug, never an input); with API keys configured (`Access`), 401
+ * `unauthorized`, 403 `forbidden` and 429 `rate_limited`. Each group and endpoint says what it needs of its caller
+ * with an `ApiKeys.Rule` annotation.
  */
 export class Api extends HttpApi.make("sg")
   .add(runs)
@@ -162,5 +202,8 @@ export class Api extends HttpApi.make("sg")
   .addError(ApiError.BadRequestJson)
   .addError(ApiError.NotFoundJson)
   .addError(ApiError.PayloadTooLargeJson)
+  .addError(ApiError.UnauthorizedJson)
+  .addError(ApiError.ForbiddenJson)
+  .addError(ApiError.RateLimitedJson)
   .addError(ApiError.InternalErrorJson)
 {}

@@ -25,6 +25,11 @@
  *   (status 499 in the metrics).
  * - A traced request whose client went away (the platform answers 499) has its server span marked
  *   `ExecutionSpan.cancelled`, so its execution record is an error, `cancelled`, kept whatever the sampling rate.
+ * - Admission (`options.admit`, the gateway's API keys): decided after the trace id and the span, before any
+ *   lifecycle write. A refused request is answered as the admission says (traced, with trace headers, counted in the
+ *   metrics) and never reaches the app nor the store; an admitted one runs with the admission's context, its headers
+ *   on the response, and its tenant in the lifecycle (`tenant`) and on the server span (`sg.tenant`, so the record is
+ *   filed under it).
  * - One trace id may arrive on several requests: each request's lifecycle writes go on a lane of its own
  *   (`TraceLifecycle.begin`), carried in `CurrentTrace`, so none overwrites another's.
  */
@@ -47,10 +52,37 @@ import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as ApiError from "./ApiError.js"
 
+/** What an admission decided about a request. */
+export type Admission =
+  | {
+    readonly _tag: "Refused"
+    /** The answer (401, 403, 429...). */
+    readonly response: HttpServerResponse.HttpServerResponse
+    /** The route template the request was for, for the metrics; `unmatched` when none. */
+    readonly route?: string | undefined
+  }
+  | {
+    readonly _tag: "Admitted"
+    /** The tenant the request runs for (its lifecycle's `tenant`, its record's). */
+    readonly tenant?: string | undefined
+    /** Headers for the response, whatever it is. */
+    readonly headers?: Readonly<Record<string, string>> | undefined
+    /** Services the app runs with (the caller's principal). */
+    readonly context?: Context.Context<never> | undefined
+  }
+
+/** Decides whether a request may reach the app, before anything of it is written. */
+export type Admit = (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Admission>
+
+/** Every request admitted, with nothing added. */
+export const admitAll: Admit = () => Effect.succeed({ _tag: "Admitted" })
+
 /** How the middleware behaves. */
 export interface Options {
   /** Which requests get a lifecycle record; `isAgentRun` by default. */
   readonly lifecycle?: ((request: HttpServerRequest.HttpServerRequest) => boolean) | undefined
+  /** Who may make a request (`admitAll` by default). */
+  readonly admit?: Admit | undefined
 }
 
 /**
@@ -163,10 +195,11 @@ const metadataOf = (request: HttpServerRequest.HttpServerRequest, path: string):
 const decoder = new TextDecoder()
 
 /**
- * The lifecycle fields the ingress writes itself (`method`, `route`, `platform`, `channel` at the start, `error` at
- * the end): a request's own metadata may not use them, any more than the store's `TraceRecord.reservedFields`.
+ * The lifecycle fields the ingress writes itself (`method`, `route`, `platform`, `channel` and `tenant` at the start,
+ * `error` at the end): a request's own metadata may not use them, any more than the store's
+ * `TraceRecord.reservedFields`.
  */
-export const ownFields: ReadonlySet<string> = new Set(["method", "route", "platform", "channel", "error"])
+export const ownFields: ReadonlySet<string> = new Set(["method", "route", "platform", "channel", "tenant", "error"])
 
 /** The `error` of a JSON error body (or the `error.code` of an OpenAI-shaped one), else the code of its status. */
 const errorCodeOf = (response: HttpServerResponse.HttpServerResponse): string => {
@@ -196,6 +229,7 @@ export const make = (
     Effect.zip(TraceIdGenerator.TraceIdGenerator, TraceLifecycle.TraceLifecycle),
     ([generator, lifecycle]): Middleware => {
       const traced = options?.lifecycle ?? isAgentRun
+      const admit = options?.admit ?? admitAll
 
       const handle = <E, R>(
         app: HttpApp.Default<E, R>,
@@ -221,11 +255,14 @@ export const make = (
           const spanId = spanIdPattern.test(span.spanId) && span.spanId !== zeroSpanId
             ? span.spanId
             : placeholderSpanId(hex)
-          const headers = { "x-trace-id": traceId, traceparent: TraceId.toTraceparent(traceId, spanId, flags) }
+          const headers: Record<string, string> = {
+            "x-trace-id": traceId,
+            traceparent: TraceId.toTraceparent(traceId, spanId, flags)
+          }
           const streamFailure: { code: string | undefined } = { code: undefined }
           // One context for everything the request runs: the server span as parent, the trace (and this request's
-          // lifecycle lane) as CurrentTrace.
-          const base = Context.make(Tracer.ParentSpan, span).pipe(
+          // lifecycle lane) as CurrentTrace, and what the admission gave.
+          let base = Context.make(Tracer.ParentSpan, span).pipe(
             Context.add(StreamOutcome, {
               fail: (code) => {
                 streamFailure.code ??= code
@@ -314,14 +351,32 @@ export const make = (
                     ))
               return Effect.flatMap(Effect.exit(inTrace(app)), respond)
             }
-            return (record
-              ? Effect.flatMap(
-                Effect.provide(lifecycle.begin(traceId, metadataOf(request, path)), contextOf(undefined)),
+            const refuse = (response: HttpServerResponse.HttpServerResponse, route: string | undefined) => {
+              if (route !== undefined) span.attribute("http.route", route)
+              span.attribute("http.response.status_code", response.status)
+              const labels = labelsOf(request.method, route ?? "unmatched", response.status)
+              requests.unsafeUpdate(1, labels)
+              requestDuration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)
+              return Effect.succeed(HttpServerResponse.setHeaders(response, headers))
+            }
+            const admitted = (tenant: string | undefined) => {
+              if (!record) return serve(undefined)
+              const metadata = metadataOf(request, path)
+              if (tenant !== undefined) metadata["tenant"] = tenant
+              return Effect.flatMap(
+                Effect.provide(lifecycle.begin(traceId, metadata), contextOf(undefined)),
                 serve
               )
-              : serve(undefined)).pipe(
-                Effect.onExit((exit) => streaming && Exit.isSuccess(exit) ? Effect.void : endSpan(exit))
-              )
+            }
+            return Effect.flatMap(Effect.provide(admit(request), contextOf(undefined)), (admission) => {
+              if (admission._tag === "Refused") return refuse(admission.response, admission.route)
+              if (admission.headers !== undefined) Object.assign(headers, admission.headers)
+              if (admission.context !== undefined) base = Context.merge(base, admission.context)
+              if (admission.tenant !== undefined) span.attribute(ExecutionSpan.Attributes.tenant, admission.tenant)
+              return admitted(admission.tenant)
+            }).pipe(
+              Effect.onExit((exit) => streaming && Exit.isSuccess(exit) ? Effect.void : endSpan(exit))
+            )
           })
         })
       }

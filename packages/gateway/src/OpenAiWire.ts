@@ -109,3 +109,15 @@ export const ErrorBody = Schema.Struct({
 
 /** OpenAI's error object. */
 export type ErrorBody = typeof ErrorBody.Type
+
+/** The `type` OpenAI gives an error of `status`. */
+export const errorTypeOf = (status: number): string =>
+  status >= 500 ? (status === 500 ? "server_error" : "api_error") : "invalid_request_error"
+
+/** OpenAI's error object for an answer of `status`. */
+export const errorBody = (
+  status: number,
+  error: { readonly message: string; readonly code: string; readonly param?: string | undefined }
+): ErrorBody => ({
+  error: { message: error.message, type: errorTypeOf(status), param: error.param ?? null, code: error.code }
+})

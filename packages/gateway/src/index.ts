@@ -24,3 +24,12 @@ export * as OpenAiWire from "./OpenAiWire.js"
 
 /** Streaming a run as server-sent events, holding the response until its first output. */
 export * as Sse from "./Sse.js"
+
+/** API keys: who may call the gateway, for which tenant, with which scopes. */
+export * as ApiKeys from "./ApiKeys.js"
+
+/** The admission of requests over the configured API keys and rate limit. */
+export * as Access from "./Access.js"
+
+/** Per-key rate limits on `@effect/experimental`'s `RateLimiter` (the Redis store: `@sg/gateway/RateLimit/Redis`). */
+export * as RateLimit from "./RateLimit.js"

@@ -19,6 +19,17 @@ export const Timestamp = Schema.String.pipe(
   Schema.annotations({ identifier: "Timestamp" })
 )
 
+/**
+ * A tenant's name: what an API key's runs are filed under (`default` for a bare key). 1 to 64 characters, letters,
+ * digits, `.`, `_` and `-`, starting with a letter or digit.
+ */
+export const Tenant = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+    message: () => "a tenant is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+  }),
+  Schema.annotations({ identifier: "Tenant" })
+)
+
 /** Milliseconds, possibly fractional, never negative. */
 const Millis = Schema.NonNegative
 
@@ -138,6 +149,8 @@ export type Dropped = typeof Dropped.Type
 /** What a record and its summary both say of the trace. */
 const headerFields = {
   trace_id: TraceId,
+  /** The tenant of the API key the trace's first saved request came with; absent when access was open. */
+  tenant: Schema.optional(Tenant),
   conversation_id: Schema.optional(Schema.String),
   status: Status,
   started_at: Timestamp,
@@ -203,6 +216,7 @@ export const summarize = (record: ExecutionRecord): ExecutionSummary => {
   }
   return {
     trace_id: record.trace_id,
+    ...(record.tenant !== undefined ? { tenant: record.tenant } : {}),
     ...(record.conversation_id !== undefined ? { conversation_id: record.conversation_id } : {}),
     status: record.status,
     started_at: record.started_at,

@@ -14,6 +14,8 @@
  *   is recognized by itself).
  * - a cancelled request: `sg.cancelled = true` on the root span of a request whose client went away (`cancelled`):
  *   its record is an error, `cancelled`, with what ran before, even when no agent run had started yet.
+ * - a tenant: `sg.tenant = <tenant>` on the root span of a request made with a tenant's API key: its record is
+ *   filed under that tenant.
  */
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
@@ -34,6 +36,7 @@ export const Attributes = {
   output: "sg.output",
   circuit: "sg.circuit",
   cancelled: "sg.cancelled",
+  tenant: "sg.tenant",
   operation: "gen_ai.operation.name",
   system: "gen_ai.system",
   providerName: "gen_ai.provider.name",

@@ -1,14 +1,15 @@
 /**
  * Where execution records are kept: save, get and list them, newest first, by status or by agent. Two
  * implementations share this interface and one conformance suite: Redis (the record as a hash at `sg:exec:<id>`,
- * one field per run, with a 7-day TTL, sorted-set indexes `sg:exec:index`, `sg:exec:index:status:<status>` and
- * `sg:exec:index:agent:<agent>` scored by start ms and trimmed of entries past retention on every write) and memory
- * (the same under `Clock`).
+ * one field per run, with a 7-day TTL, sorted-set indexes `sg:exec:index`, `sg:exec:index:status:<status>`,
+ * `sg:exec:index:agent:<agent>` and `sg:exec:index:tenant:<tenant>` scored by start ms and trimmed of entries past
+ * retention on every write) and memory (the same under `Clock`).
  *
  * A trace may span several requests (a caller's W3C trace over retries or fan-outs), each saving its own record: a
  * save merges into what the trace holds, run by run and atomically, so no save drops another's runs. The merged
  * record's status is the worst of the saves, `started_at` the earliest, `ended_at` the latest; it holds at most
- * `maxRuns` runs (1,000) and `maxBytes` of them (256 KiB), what is left out counted in `dropped.runs`.
+ * `maxRuns` runs (1,000) and `maxBytes` of them (256 KiB), what is left out counted in `dropped.runs`. A record holds
+ * one tenant's runs: a save of another tenant into it (the first save decides) is logged and changes nothing.
  *
  * This module holds the Tag, the memory layers and the options; the Redis store is `@sg/trace/ExecutionStore/Redis`.
  */
@@ -30,6 +31,8 @@ import type { TraceStoreFailure } from "./TraceStoreError.js"
 export interface ListOptions {
   readonly status?: Status | undefined
   readonly agent?: string | undefined
+  /** Only the records of this tenant (`ExecutionRecord.Tenant`). */
+  readonly tenant?: string | undefined
   /** Records per page, 1 to 100; 20 by default. */
   readonly limit?: number | undefined
   /** The `next_cursor` of the previous page. */
@@ -52,7 +55,7 @@ export class ExecutionRecordCorrupt
   })
 {}
 
-/** A listing's options are not acceptable; `field` names the one (`limit`, `status`, `agent` or `cursor`). */
+/** A listing's options are not acceptable; `field` names the one (`limit`, `status`, `agent`, `tenant` or `cursor`). */
 export class InvalidExecutionQuery extends Schema.TaggedError<InvalidExecutionQuery>("@sg/trace/InvalidExecutionQuery")(
   "InvalidExecutionQuery",
   {

@@ -240,6 +240,24 @@ describe("Recorder", () => {
       expect(errorRecord).toMatchObject({ status: "error", error: "HTTP 502" })
     }))
 
+  it.effect("the root span's sg.tenant files the record under that tenant; without one the record has none", () =>
+    Effect.gen(function*() {
+      const run = (tenant: string | undefined) =>
+        Effect.void.pipe(
+          ExecutionSpan.agentRun({ agentId: "root" }),
+          Effect.zipRight(
+            tenant === undefined ? Effect.void : Effect.annotateCurrentSpan(ExecutionSpan.Attributes.tenant, tenant)
+          ),
+          Effect.withSpan("POST /v1/runs"),
+          inTrace(traceId)
+        )
+      const [filed] = yield* recordOf(run("acme"))
+      expect(filed!.tenant).toBe("acme")
+      expect(ExecutionRecord.summarize(filed!).tenant).toBe("acme")
+      const [open] = yield* recordOf(run(undefined))
+      expect(open).not.toHaveProperty("tenant")
+    }))
+
   it.effect("@effect/ai spans are recognized, and a model span inside a model call is folded into it", () =>
     Effect.gen(function*() {
       const generateText = Effect.useSpan("LanguageModel.generateText", (span) =>

@@ -2,6 +2,10 @@
  * `sg serve`: the gateway, with the agent runtime, the breakers, lifecycle tracing, the recorder, and the orphan
  * watchdog under the lease, all configured from the environment.
  *
+ * Before any layer, the API keys (`SG_API_KEYS`, `SG_API_KEYS_FILE`, re-read on SIGHUP) are read: how many there are
+ * decides where it listens (`Environment.bind`: `SG_HOST`, by default `127.0.0.1` without keys and `0.0.0.0` with
+ * them; beyond loopback without keys only with `SG_INSECURE=on`).
+ *
  * Layers, from the bottom (built first, released last) to the top:
  *
  * 1. `Environment.backendLayer`: the trace store (`REDIS_URL`: Redis, else memory, said in the first log line), the
@@ -17,8 +21,10 @@
  * 4. `NodeHttpServer.layer` over a `node:http` server this module keeps a handle on, listening on `PORT`. Until the
  *    gateway's handler is attached (and once it is detached), that server answers every request itself: 503
  *    `not_ready` with `Retry-After: 1`, since Node would otherwise leave a request with no listener unanswered.
- * 5. `Gateway.layer()`: the routes inside the ingress middleware, served on it.
- * 6. `announce`: the start-up line (address, store, model), and on release the graceful stop: `/readyz` 503, no new
+ * 5. `Gateway.layer({ metricsPublic })`: the routes inside the ingress middleware, served on it, guarded by the keys
+ *    and the per-key `SG_RATE_LIMIT` (`Environment.rateLimitLayer`: in Redis with `REDIS_URL`, on the one client).
+ * 6. `announce`: the start-up line (the address the server is bound to, store, model, breakers, access: the number of
+ *    keys and their tenants, never a key), and on release the graceful stop: `/readyz` 503, no new
  *    connections, requests in flight get `SG_SHUTDOWN_GRACE` (10 s) to finish, then the remaining connections close.
  *
  * Released top-down on SIGTERM or SIGINT: the server drains and closes before the recorder flushes, the recorder
@@ -30,8 +36,9 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import type * as HttpServerError from "@effect/platform/HttpServerError"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import { AgentRuntime, Demo, Provider } from "@sg/agent-runtime"
-import { Gateway, Readiness } from "@sg/gateway"
+import { ApiKeys, Gateway, RateLimit, Readiness } from "@sg/gateway"
 import { Otel } from "@sg/otel"
 import { Health, type InvalidBreakerPolicy } from "@sg/resilience"
 import {
@@ -42,7 +49,7 @@ import {
   TraceIdGenerator,
   TraceLifecycle
 } from "@sg/trace"
-import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer, Runtime } from "effect"
+import { Config, ConfigError, Deferred, Duration, Effect, Either, Layer, Option, Runtime } from "effect"
 import { randomBytes } from "node:crypto"
 import * as Http from "node:http"
 import * as Environment from "../Environment.js"
@@ -166,19 +173,42 @@ const describeModel = (settings: Provider.Settings): string =>
     ? Provider.describe(settings[0])
     : `${settings.map(Provider.describe).join(", then ")} (fallback chain)`
 
-/** Logs where the server listens and what it runs on; its release drains the server. */
-const announce = (tracked: Tracked, grace: Duration.Duration) =>
+/** The address a server is bound to, as a URL (`http://127.0.0.1:8080`, `http://[::]:8080`). */
+export const urlOf = (address: HttpServer.Address): string =>
+  address._tag === "UnixAddress"
+    ? `unix:${address.path}`
+    : `http://${address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname}:${address.port}`
+
+/** Who may call, for the start-up line: the keys' count and tenants (never a key), the limit, `/metrics`. */
+const describeAccess = (keys: ApiKeys.KeySet, bound: Environment.Bind, limit: string | null, metricsPublic: boolean) => {
+  if (keys.entries.length === 0) {
+    return bound.loopback
+      ? "access: open, no API keys (loopback only; set SG_API_KEYS to serve other hosts)"
+      : "access: open to anyone, no API keys (SG_INSECURE=on)"
+  }
+  const extras = [
+    limit === null ? "no rate limit" : `rate limit ${limit} per key`,
+    ...(metricsPublic ? ["/metrics public"] : [])
+  ]
+  return `access: ${ApiKeys.describe(keys)}, ${extras.join(", ")}`
+}
+
+/** Logs where the server listens (its real address) and what it runs on; its release drains the server. */
+const announce = (tracked: Tracked, grace: Duration.Duration, bound: Environment.Bind, metricsPublic: boolean) =>
   Layer.scopedDiscard(Effect.gen(function*() {
     const server = yield* HttpServer.HttpServer
     const readiness = yield* Readiness.Readiness
+    const keys = yield* Effect.flatMap(ApiKeys.ApiKeys, (service) => service.current)
+    const limit = yield* Effect.serviceOption(RateLimit.RequestLimit)
     const selected = yield* Environment.backend
     const model = yield* Provider.config
-    const address = server.address
-    const where = address._tag === "TcpAddress" ? `http://localhost:${address.port}` : `unix:${address.path}`
     const store = selected.kind === "redis" ? `redis at ${selected.target}` : "memory (this process only)"
     const breakers = (yield* Environment.breakerMode) === "shared" ? "shared through Redis" : "this process only"
+    if (bound.warning !== undefined) yield* Effect.logWarning(bound.warning)
+    const access = describeAccess(keys, bound, Option.getOrNull(Option.map(limit, (l) => l.limit.text)), metricsPublic)
     yield* Effect.logInfo(
-      `sg serve listening on ${where}; store: ${store}; model: ${describeModel(model)}; breakers: ${breakers}`
+      `sg serve listening on ${urlOf(server.address)}; store: ${store}; model: ${describeModel(model)}; ` +
+        `breakers: ${breakers}; ${access}`
     )
     yield* Effect.addFinalizer(() => drain(tracked, grace, readiness))
   }))
@@ -212,6 +242,7 @@ export const otelLayer = Otel.layerConfig.pipe(
 /** Why `sg serve` could not start. */
 export type StartError =
   | ConfigError.ConfigError
+  | ApiKeys.InvalidApiKeys
   | InvalidTraceInput
   | InvalidBreakerPolicy
   | AgentRuntime.InvalidAgents
@@ -219,18 +250,25 @@ export type StartError =
 
 /**
  * Everything `sg serve` runs, as one layer configured from the environment (see the module comment for the
- * order). It gives the `HttpServer`, for its address.
+ * order). It gives the `HttpServer`, for its address. The API keys are read first: how many there are decides
+ * where it may listen (`Environment.bind`).
  */
-export const layer: Layer.Layer<HttpServer.HttpServer | HttpPlatform.HttpPlatform, StartError> = Layer.unwrapEffect(
-  Effect.map(Effect.zip(config, TraceIdGenerator.make), ([settings, ids]) => {
+export const layer: Layer.Layer<HttpServer.HttpServer | HttpPlatform.HttpPlatform, StartError> = Layer.unwrapScoped(
+  Effect.gen(function*() {
+    const settings = yield* config
+    const ids = yield* TraceIdGenerator.make
+    const keys = yield* Effect.flatMap(ApiKeys.config, ApiKeys.make).pipe(Effect.provide(NodeFileSystem.layer))
+    const bound = yield* Environment.bind((yield* keys.current).entries.length)
+    const metricsPublic = yield* Environment.metricsPublic
     const tracked = track(Http.createServer(), ids)
-    const served = Gateway.layer().pipe(
-      Layer.provideMerge(NodeHttpServer.layer(() => tracked.server, { port: settings.port })),
+    const served = Gateway.layer({ metricsPublic }).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(() => tracked.server, { port: settings.port, host: bound.host })),
       Layer.provide(recorderLayer),
       Layer.provide(otelLayer),
+      Layer.provideMerge(Layer.merge(Layer.succeed(ApiKeys.ApiKeys, keys), Environment.rateLimitLayer)),
       Layer.provideMerge(servicesLayer)
     )
-    return Layer.provideMerge(announce(tracked, settings.shutdownGrace), served)
+    return Layer.provideMerge(announce(tracked, settings.shutdownGrace, bound, metricsPublic), served)
   })
 )
 

@@ -47,13 +47,28 @@ const columns = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
     .map((line) => line.trimEnd()).join("\n")
 }
 
-/** A page of summaries as a table, newest first. */
-export const renderTable = (page: Page): string =>
-  columns([
-    ["STARTED", "TRACE ID", "STATUS", "DURATION", "AGENTS", "RUNS", "MODEL", "TOOLS", "TOKENS IN/OUT", "ERROR"],
+/** A page of summaries as a table, newest first; a TENANT column when any record has a tenant (API keys). */
+export const renderTable = (page: Page): string => {
+  const tenants = page.items.some((s) => s.tenant !== undefined)
+  const tenantOf = (s: Page["items"][number]) => (tenants ? [s.tenant ?? "-"] : [])
+  return columns([
+    [
+      "STARTED",
+      "TRACE ID",
+      ...(tenants ? ["TENANT"] : []),
+      "STATUS",
+      "DURATION",
+      "AGENTS",
+      "RUNS",
+      "MODEL",
+      "TOOLS",
+      "TOKENS IN/OUT",
+      "ERROR"
+    ],
     ...page.items.map((s) => [
       s.started_at,
       s.trace_id,
+      ...tenantOf(s),
       s.status,
       formatMillis(s.duration_ms),
       s.agents.length === 0 ? "-" : s.agents.join(","),
@@ -64,6 +79,7 @@ export const renderTable = (page: Page): string =>
       s.error === undefined ? "" : oneLine(s.error, 60)
     ])
   ])
+}
 
 interface Node {
   readonly at: number
@@ -203,6 +219,11 @@ const status = Options.choice("status", ExecutionRecord.Status.literals).pipe(
 
 const agent = Options.text("agent").pipe(Options.optional, Options.withDescription("Only records where this agent ran"))
 
+const tenant = Options.text("tenant").pipe(
+  Options.optional,
+  Options.withDescription("Only records of this tenant (the tenant of the API key their run came with)")
+)
+
 const limit = Options.integer("limit").pipe(
   Options.filterMap((n) => (n >= 1 && n <= 100 ? Option.some(n) : Option.none()), "--limit must be from 1 to 100"),
   Options.withDefault(20),
@@ -220,6 +241,7 @@ const encodeDetail = Schema.encode(Schema.parseJson(GatewayApi.TraceDetail))
 interface ListOptions {
   readonly status: Option.Option<ExecutionRecord.Status>
   readonly agent: Option.Option<string>
+  readonly tenant: Option.Option<string>
   readonly limit: number
   readonly cursor: Option.Option<string>
   readonly json: boolean
@@ -233,6 +255,7 @@ const listTraces = (options: ListOptions) =>
     const page = yield* store.list({
       status: Option.getOrUndefined(options.status),
       agent: Option.getOrUndefined(options.agent),
+      tenant: Option.getOrUndefined(options.tenant),
       limit: options.limit,
       cursor: Option.getOrUndefined(options.cursor)
     }).pipe(
@@ -259,7 +282,7 @@ const listTraces = (options: ListOptions) =>
 /** `sg traces list`. */
 export const list = Command.make(
   "list",
-  { status, agent, limit, cursor, json },
+  { status, agent, tenant, limit, cursor, json },
   (options) => Effect.zipRight(Environment.logToStderr, listTraces(options))
 ).pipe(
   Command.withDescription(

@@ -131,15 +131,32 @@ const recording = Layer.unwrapEffect(
     Recorder.layer({ save: store.save, sampleSuccess: 1, grace: Duration.millis(5) }))
 )
 
-/** The gateway over the real runtime; `options` go to the runtime (budgets, timeouts). */
-export const make = (options?: Omit<AgentRuntime.Options, "agents">) => {
+/** What else a test gateway runs with. */
+export interface Extras<E, R> {
+  /** The trace and execution stores (memory by default), the trace store journaled. */
+  readonly store?: Layer.Layer<TraceStore.TraceStore | ExecutionStore.ExecutionStore, E, R>
+  /** The gateway's own options. */
+  readonly gateway?: Gateway.Options
+}
+
+/**
+ * The gateway over the real runtime; `options` go to the runtime (budgets, timeouts), `extras` choose the store and
+ * the gateway's options. Services the gateway reads when present (`ApiKeys`, `RateLimit.RequestLimit`) are provided
+ * around it by the caller.
+ */
+export const make = <E = never, R = never>(options?: Omit<AgentRuntime.Options, "agents">, extras?: Extras<E, R>) => {
+  const store = (extras?.store ?? Layer.merge(TraceStore.layerMemory, ExecutionStore.layerMemory)) as Layer.Layer<
+    TraceStore.TraceStore | ExecutionStore.ExecutionStore,
+    E,
+    R
+  >
   const services = AgentRuntime.layer({ ...options, agents }).pipe(
     Layer.provide(chain),
-    Layer.provideMerge(TraceLifecycle.layer()),
-    Layer.provideMerge(Layer.mergeAll(layerJournaled(Layer.merge(TraceStore.layerMemory, ExecutionStore.layerMemory)), breakers, TraceIdGenerator.layer)),
+    Layer.provideMerge(TraceLifecycle.layer(extras?.store === undefined ? undefined : { deadline: "10 seconds" })),
+    Layer.provideMerge(Layer.mergeAll(layerJournaled(store), breakers, TraceIdGenerator.layer)),
     Layer.orDie
   )
-  return Gateway.layer().pipe(
+  return Gateway.layer(extras?.gateway).pipe(
     Layer.provideMerge(recording),
     Layer.provideMerge(NodeHttpServer.layerTest),
     Layer.provideMerge(services)

@@ -4,13 +4,15 @@
  * Lua script (`execScripts.ts`); the memory store holds the same fields in a `Map` and merges with `merge` below, the
  * script's twin. Reading either back is `assemble`.
  *
- * Fields: `v` (2), `status` and `rank` (the worst status of the saves: success 0, timeout 1, error 2), `error` (the
+ * Fields: `v` (2), `tenant` (the tenant of the first save, absent when it had none), `status` and `rank` (the worst status of the saves: success 0, timeout 1, error 2), `error` (the
  * error of the first save at that status), `conversation_id` (the first one given), `started_at`/`started_ms` (the
  * earliest), `ended_at`/`ended_ms` (the latest), `duration_ms` (a single save's own; after a merge that moved either
  * end, their difference), `runs`, `bytes` (the runs' JSON size), `seq` (the next run's position), `dropped_runs`,
  * `dropped_events`, `dropped_spans`, `dropped_payloads`, and per run `run:<run_id>|<agent>|<conversation>` =
  * `<position>:<the run's JSON>`. A run saved again (the recorder re-saves a trace a late span joined) replaces its
- * earlier version in place; runs past `maxRuns` or past `maxBytes` are left out and counted in `dropped_runs`.
+ * earlier version in place; runs past `maxRuns` or past `maxBytes` are left out and counted in `dropped_runs`. A
+ * save of another tenant (or of none, into a tenant's record, or the reverse) changes nothing: a trace's record holds
+ * the runs of one tenant only, so no key reads another tenant's runs through a trace id they share.
  */
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
@@ -27,6 +29,8 @@ export const defaultMaxBytes = 256 * 1024
 /** What a save adds: the header values and each run's field and JSON, in the record's order. */
 export interface Parts {
   readonly id: string
+  /** The tenant of the save's request, if it had one. */
+  readonly tenant: string | undefined
   readonly status: Status
   readonly rank: number
   readonly error: string | undefined
@@ -75,6 +79,7 @@ export const toParts = (
     onRight: (encoded) =>
       Either.right({
         id: record.trace_id,
+        tenant: record.tenant,
         status: record.status,
         rank: rankOf(record.status),
         error: record.error,
@@ -93,8 +98,9 @@ export const toParts = (
       })
   })
 
-/** What a merge left out. */
+/** What a merge left out; `otherTenant` (the record's tenant, "" for none) when it refused a save of another. */
 export interface Merged {
+  readonly otherTenant?: string | undefined
   readonly droppedRuns: number
   /** The record's status after the merge. */
   readonly status: Status
@@ -111,6 +117,16 @@ export const merge = (
   limits: { readonly maxRuns: number; readonly maxBytes: number }
 ): Merged => {
   const first = !fields.has("v")
+  const tenant = fields.get("tenant") ?? ""
+  if (!first && tenant !== (parts.tenant ?? "")) {
+    return {
+      droppedRuns: 0,
+      status: statusOfRank[Number(fields.get("rank"))]!,
+      startedMs: Number(fields.get("started_ms")),
+      otherTenant: tenant
+    }
+  }
+  if (first && parts.tenant !== undefined) fields.set("tenant", parts.tenant)
   const rank = num(fields.get("rank")) ?? -1
   if (parts.rank > rank) {
     fields.set("status", parts.status).set("rank", String(parts.rank))
@@ -201,6 +217,7 @@ export const assemble = (
   }
   const candidate = {
     trace_id: traceId,
+    ...(fields["tenant"] !== undefined ? { tenant: fields["tenant"] } : {}),
     ...(fields["conversation_id"] !== undefined ? { conversation_id: fields["conversation_id"] } : {}),
     status: fields["status"],
     started_at: fields["started_at"],

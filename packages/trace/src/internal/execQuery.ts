@@ -5,7 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
-import { type ExecutionRecord, ExecutionRecordJson, Status } from "../ExecutionRecord.js"
+import { type ExecutionRecord, ExecutionRecordJson, Status, Tenant } from "../ExecutionRecord.js"
 import { ExecutionRecordCorrupt, InvalidExecutionQuery, type ListOptions } from "../ExecutionStore.js"
 
 /** A listing position: the (score, id) of the last entry served; the next page holds strictly older entries. */
@@ -18,6 +18,7 @@ export interface Cursor {
 export interface Query {
   readonly status: Status | undefined
   readonly agent: string | undefined
+  readonly tenant: string | undefined
   readonly limit: number
   readonly cursor: Cursor | undefined
 }
@@ -39,6 +40,7 @@ const decodeCursor = (text: string): Cursor | undefined => {
 }
 
 const isStatus = Schema.is(Status)
+const isTenant = Schema.is(Tenant)
 
 const invalid = (field: string, message: string) => Effect.fail(new InvalidExecutionQuery({ field, message }))
 
@@ -57,6 +59,10 @@ export const validate = (options: ListOptions | undefined): Effect.Effect<Query,
     if (agent !== undefined && (agent === "" || agent.length > 200)) {
       return invalid("agent", "agent must be 1 to 200 characters")
     }
+    const tenant = options?.tenant
+    if (tenant !== undefined && !isTenant(tenant)) {
+      return invalid("tenant", "tenant must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    }
     let cursor: Cursor | undefined
     if (options?.cursor !== undefined) {
       cursor = decodeCursor(options.cursor)
@@ -64,8 +70,43 @@ export const validate = (options: ListOptions | undefined): Effect.Effect<Query,
         return invalid("cursor", "cursor is not one a listing returned")
       }
     }
-    return Effect.succeed({ status, agent, limit, cursor })
+    return Effect.succeed({ status, agent, tenant, limit, cursor })
   })
+
+/**
+ * Which index a listing reads (the most selective its filters allow: agent, then tenant, then status, else all), and
+ * whether a record it finds there passes the filters that index does not apply.
+ */
+export const planOf = (query: Query): {
+  readonly index: "agent" | "tenant" | "status" | "all"
+  readonly passes: (record: ExecutionRecord) => boolean
+} => {
+  const index = query.agent !== undefined
+    ? "agent"
+    : query.tenant !== undefined
+    ? "tenant"
+    : query.status !== undefined
+    ? "status"
+    : "all"
+  return {
+    index,
+    passes: (record) =>
+      (index === "status" || query.status === undefined || record.status === query.status) &&
+      (index === "tenant" || query.tenant === undefined || record.tenant === query.tenant)
+  }
+}
+
+/** Logs a save refused because the trace's record belongs to another tenant (`""`: none). */
+export const logOtherTenant = (id: string, recordTenant: string, saveTenant: string | undefined) =>
+  Effect.logWarning(
+    "execution record not merged: the trace's record belongs to another tenant, and a record holds one tenant's runs"
+  ).pipe(
+    Effect.annotateLogs({
+      trace_id: id,
+      record_tenant: recordTenant === "" ? "(none)" : recordTenant,
+      save_tenant: saveTenant ?? "(none)"
+    })
+  )
 
 /** Whether an entry comes strictly after the cursor in newest-first order. */
 export const isAfter = (cursor: Cursor | undefined, score: number, id: string): boolean =>

@@ -7,13 +7,15 @@ import { RedisScript } from "@sg/redis"
 import * as Schema from "effect/Schema"
 
 /**
- * KEYS: the record, the main index, the status indexes (success, timeout, error), then one index per agent of this
- * save. ARGV: 1 trace id, 2 TTL ms, 3 retention cutoff ("(<ms>"), 4 max runs, 5 max bytes, 6 status, 7 rank,
+ * KEYS: the record, the main index, the status indexes (success, timeout, error), the tenant's index when the save
+ * has a tenant, then one index per agent of this save. ARGV: 1 trace id, 2 TTL ms, 3 retention cutoff ("(<ms>"), 4 max runs, 5 max bytes, 6 status, 7 rank,
  * 8 error ("" with 9 = "0": none), 9 has error, 10 conversation id ("" none), 11 started_at, 12 started ms,
  * 13 ended_at, 14 ended ms, 15 duration ms, 16 dropped runs, 17 dropped events, 18 dropped spans, 19 dropped payloads
- * ("1"/"0"), 20 the legacy JSON this save replaces ("" none), then run field / run JSON pairs.
+ * ("1"/"0"), 20 the legacy JSON this save replaces ("" none), 21 the tenant ("" none), then run field / run JSON
+ * pairs.
  * A record stored as a JSON string by an earlier version is not touched unless ARGV[20] is exactly it: the reply
- * `legacy` hands it back to be merged first. Replies `ok`, runs now, runs left out.
+ * `legacy` hands it back to be merged first. A record of another tenant than the save's (none counts as one) is left
+ * as it is: the reply `tenant` names the record's ("" none). Replies `ok`, runs now, runs left out.
  */
 export const save = RedisScript.make({
   name: "sgExecSave",
@@ -28,8 +30,10 @@ if kind == 'string' then
 elseif kind ~= 'hash' and kind ~= 'none' then
   return {'wrongtype', kind}
 end
-local h = redis.call('HMGET', key, 'v', 'rank', 'error', 'conversation_id', 'started_ms', 'ended_ms', 'runs', 'bytes', 'seq')
+local h = redis.call('HMGET', key, 'v', 'rank', 'error', 'conversation_id', 'started_ms', 'ended_ms', 'runs', 'bytes', 'seq', 'tenant')
 local first = not h[1]
+if not first and (h[10] or '') ~= ARGV[21] then return {'tenant', h[10] or ''} end
+if first and ARGV[21] ~= '' then redis.call('HSET', key, 'tenant', ARGV[21]) end
 local rank, newRank = tonumber(h[2]) or -1, tonumber(ARGV[7])
 if newRank > rank then
   redis.call('HSET', key, 'status', ARGV[6], 'rank', newRank)
@@ -56,7 +60,7 @@ end
 local runs, bytes, seq = tonumber(h[7]) or 0, tonumber(h[8]) or 0, tonumber(h[9]) or 0
 local maxRuns, maxBytes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local dropped = 0
-for i = 21, #ARGV, 2 do
+for i = 22, #ARGV, 2 do
   local field, json = ARGV[i], ARGV[i + 1]
   local old = redis.call('HGET', key, field)
   local oldSize, position = 0, seq
@@ -91,6 +95,7 @@ return {'ok', runs, dropped}
   reply: Schema.Union(
     Schema.Tuple(Schema.Literal("ok"), Schema.Number, Schema.Number),
     Schema.Tuple(Schema.Literal("legacy"), Schema.String),
+    Schema.Tuple(Schema.Literal("tenant"), Schema.String),
     Schema.Tuple(Schema.Literal("wrongtype"), Schema.String)
   )
 })

@@ -13,7 +13,7 @@ import { agentsOf, type ExecutionRecord, type ExecutionSummary, type Status, sum
 import type { ExecutionRecordCorrupt, Service, Options } from "../ExecutionStore.js"
 import { countEviction, defaultMaxTraces } from "./evictions.js"
 import { assemble, defaultMaxBytes, defaultMaxRuns, merge, toParts } from "./execLayout.js"
-import { encodeCursor, fromJson, isAfter, newestFirst, validate } from "./execQuery.js"
+import { encodeCursor, fromJson, isAfter, logOtherTenant, newestFirst, planOf, validate } from "./execQuery.js"
 import { ExpiringMap, type Stats } from "./expiringMap.js"
 
 interface Entry {
@@ -22,6 +22,8 @@ interface Entry {
   score: number
   status: string
   readonly agents: Set<string>
+  /** The record's tenant, if it has one. */
+  readonly tenant?: string | undefined
 }
 
 /** The memory execution store, and a way for tests to store a raw value as Redis could hold one. */
@@ -71,9 +73,16 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
             fields = current?.value instanceof Map ? current.value : new Map()
           }
           const merged = merge(fields, parts, { maxRuns, maxBytes })
+          if (merged.otherTenant !== undefined) return logOtherTenant(parts.id, merged.otherTenant, parts.tenant)
           const agents = current?.agents ?? new Set<string>()
           for (const agent of parts.agents) agents.add(agent)
-          entries.set(parts.id, { value: fields, score: merged.startedMs, status: merged.status, agents }, now, now + ttlMs)
+          const tenant = fields.get("tenant")
+          entries.set(
+            parts.id,
+            { value: fields, score: merged.startedMs, status: merged.status, agents, tenant },
+            now,
+            now + ttlMs
+          )
           return Effect.void
         })
     )
@@ -93,10 +102,16 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
       const query = yield* validate(options)
       const now = yield* Clock.currentTimeMillis
       const cutoff = now - ttlMs
+      const plan = planOf(query)
+      // What the Redis store's index gives: only entries in the index the listing reads.
       const indexed = (entry: Entry) =>
-        query.agent !== undefined
-          ? entry.agents.has(query.agent)
-          : query.status === undefined || entry.status === query.status
+        plan.index === "agent"
+          ? entry.agents.has(query.agent!)
+          : plan.index === "tenant"
+          ? entry.tenant === query.tenant
+          : plan.index === "status"
+          ? entry.status === query.status
+          : true
       const candidates = Array.from(entries, ([id, entry]) => ({ id, score: entry.score, entry }))
         .filter(({ entry, id, score }) =>
           (entries.expiresAt(id) ?? Infinity) > now && score > cutoff && isAfter(query.cursor, score, id) &&
@@ -111,7 +126,7 @@ export const makeMemoryExecutions = (options: Options): MemoryExecutions => {
           yield* Effect.logWarning(decoded.left.message).pipe(Effect.annotateLogs({ trace_id: id }))
           continue
         }
-        if (query.agent !== undefined && query.status !== undefined && decoded.right.status !== query.status) continue
+        if (!plan.passes(decoded.right)) continue
         items.push({ summary: summarize(decoded.right), score, id })
       }
       const page = items.slice(0, query.limit)

@@ -1,7 +1,7 @@
 /**
  * Execution records in Redis: the record as a hash at `<prefix>:exec:<id>` (TTL `ttl`; the layout of
  * `execLayout.ts`), and sorted sets scored by start ms: `<prefix>:exec:index`, `<prefix>:exec:index:status:<status>`,
- * `<prefix>:exec:index:agent:<agent>`. A save is one script that merges the record into the trace's, moves its
+ * `<prefix>:exec:index:agent:<agent>`, `<prefix>:exec:index:tenant:<tenant>`. A save is one script that merges the record into the trace's, moves its
  * status entry, and trims every index it touches of entries older than the retention; listing reads the chosen
  * index newest first, skips entries whose record has expired, and pages by (score, id) so new records never shift a
  * page. A record an earlier version stored as one JSON string is read as it is, and merged into the hash form the
@@ -14,9 +14,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { agentsOf, type ExecutionRecord, type ExecutionSummary, type Status, summarize } from "../ExecutionRecord.js"
-import { ExecutionRecordCorrupt, type Service, type Options } from "../ExecutionStore.js"
+import { ExecutionRecordCorrupt, type Options, type Service } from "../ExecutionStore.js"
 import type { TraceStoreFailure } from "../TraceStoreError.js"
-import { encodeCursor, fromJson, isAfter, validate } from "./execQuery.js"
+import { encodeCursor, fromJson, isAfter, logOtherTenant, planOf, validate } from "./execQuery.js"
 import { assemble, defaultMaxBytes, defaultMaxRuns, type Parts, toParts } from "./execLayout.js"
 import * as Scripts from "./execScripts.js"
 import { type StoreRedis, storeRedis } from "./storeFailure.js"
@@ -26,7 +26,8 @@ export const keys = (redis: Pick<RedisClient.Service, "key">) => ({
   record: (id: string) => redis.key("exec", id),
   index: redis.key("exec", "index"),
   status: (status: Status) => redis.key("exec", "index", "status", status),
-  agent: (agent: string) => redis.key("exec", "index", "agent", agent)
+  agent: (agent: string) => redis.key("exec", "index", "agent", agent),
+  tenant: (tenant: string) => redis.key("exec", "index", "tenant", tenant)
 })
 
 /** The Redis execution store. */
@@ -40,7 +41,15 @@ export const makeRedisExecutions = (client: RedisClient.Service, options: Option
   const write = (parts: Parts, now: number, legacy: string) =>
     redis.eval(
       Scripts.save,
-      [k.record(parts.id), k.index, k.status("success"), k.status("timeout"), k.status("error"), ...parts.agents.map(k.agent)],
+      [
+        k.record(parts.id),
+        k.index,
+        k.status("success"),
+        k.status("timeout"),
+        k.status("error"),
+        ...(parts.tenant !== undefined ? [k.tenant(parts.tenant)] : []),
+        ...parts.agents.map(k.agent)
+      ],
       [
         parts.id,
         ttlMs,
@@ -62,6 +71,7 @@ export const makeRedisExecutions = (client: RedisClient.Service, options: Option
         parts.droppedSpans,
         parts.droppedPayloads ? "1" : "0",
         legacy,
+        parts.tenant ?? "",
         ...parts.runs.flat()
       ]
     )
@@ -82,11 +92,13 @@ export const makeRedisExecutions = (client: RedisClient.Service, options: Option
           message: `the key of ${parts.id}'s execution record holds a ${reply[1]}, not a record: not overwritten`
         })
       }
+      if (reply[0] === "tenant") return yield* logOtherTenant(parts.id, reply[1], parts.tenant)
       if (reply[0] === "legacy") {
         // Stored whole by an earlier version: turn it into the hash form (only if it is still that value), then merge.
         const legacy = yield* fromJson(parts.id, reply[1])
         yield* write(yield* partsOf(legacy), now, reply[1])
-        yield* write(parts, now, "")
+        const merged = yield* write(parts, now, "")
+        if (merged[0] === "tenant") yield* logOtherTenant(parts.id, merged[1], parts.tenant)
       }
     })
 
@@ -111,12 +123,14 @@ export const makeRedisExecutions = (client: RedisClient.Service, options: Option
     Effect.gen(function*() {
       const query = yield* validate(options)
       const now = yield* Clock.currentTimeMillis
-      const index = query.agent !== undefined
-        ? k.agent(query.agent)
-        : query.status !== undefined
-        ? k.status(query.status)
+      const plan = planOf(query)
+      const index = plan.index === "agent"
+        ? k.agent(query.agent!)
+        : plan.index === "tenant"
+        ? k.tenant(query.tenant!)
+        : plan.index === "status"
+        ? k.status(query.status!)
         : k.index
-      const filterStatus = query.agent !== undefined ? query.status : undefined
       const max = query.cursor === undefined ? "+inf" : String(query.cursor.score)
       const min = `(${now - ttlMs}`
       const batch = Math.max(50, query.limit + 1)
@@ -140,7 +154,7 @@ export const makeRedisExecutions = (client: RedisClient.Service, options: Option
               yield* Effect.logWarning(decoded.left.message).pipe(Effect.annotateLogs({ trace_id: entries[i]!.id }))
               continue
             }
-            if (filterStatus !== undefined && decoded.right.status !== filterStatus) continue
+            if (!plan.passes(decoded.right)) continue
             items.push({ summary: summarize(decoded.right), ...entries[i]! })
           }
         }

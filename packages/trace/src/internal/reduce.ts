@@ -17,6 +17,7 @@ import {
   count,
   durationMs,
   earliest,
+  firstAttribute,
   isCancelled,
   iso,
   type Kind,
@@ -272,8 +273,10 @@ export const reduce = (input: Input, key: (run: RunIdentity) => string = runKey)
     const end = latest(roots)
     const conversationId = built.find((b) => b.top && b.run.conversation_id !== undefined)?.run.conversation_id ??
       str(rootConversation?.attributes.get(A.conversationId))
+    const tenant = str(firstAttribute(roots, [A.tenant]))
     const record: ExecutionRecord = {
       trace_id: input.traceId,
+      ...(tenant !== undefined ? { tenant } : {}),
       ...(conversationId !== undefined ? { conversation_id: conversationId } : {}),
       status,
       started_at: iso(start),

@@ -48,11 +48,16 @@ export const withRunIds = (record: ExecutionRecord.ExecutionRecord, tag: string)
 export const recordAt = (
   id: TraceId.TraceId,
   startMs: number,
-  options: { readonly status?: ExecutionRecord.Status; readonly agents?: ReadonlyArray<string> } = {}
+  options: {
+    readonly status?: ExecutionRecord.Status
+    readonly agents?: ReadonlyArray<string>
+    readonly tenant?: string
+  } = {}
 ): ExecutionRecord.ExecutionRecord => {
   const status = options.status ?? "success"
   return {
     trace_id: id,
+    ...(options.tenant !== undefined ? { tenant: options.tenant } : {}),
     conversation_id: "conv",
     status,
     started_at: iso(startMs),
@@ -142,6 +147,55 @@ export const executionStoreConformance = (it: Vitest.MethodsNonLive<ExecStoreFac
       expect(ids(yield* store.list({ agent: "worker" }))).toEqual([c.trace_id, b.trace_id])
       expect(ids(yield* store.list({ agent: "planner", status: "error" }))).toEqual([b.trace_id])
       expect(ids(yield* store.list({ agent: "nobody" }))).toEqual([])
+    }))
+
+  it.effect("files records by tenant: lists one tenant's, alone or with status and agent, the tenant in summaries", () =>
+    Effect.gen(function*() {
+      const { store } = yield* fresh
+      const now = yield* Clock.currentTimeMillis
+      const a1 = recordAt(freshId(), now - 4000, { tenant: "acme", agents: ["planner"] })
+      const b1 = recordAt(freshId(), now - 3000, { tenant: "globex", status: "error", agents: ["planner"] })
+      const open = recordAt(freshId(), now - 2000, { agents: ["planner"] })
+      const a2 = recordAt(freshId(), now - 1000, { tenant: "acme", status: "error", agents: ["worker"] })
+      for (const record of [a1, b1, open, a2]) yield* store.save(record)
+      expect(ids(yield* store.list({ tenant: "acme" }))).toEqual([a2.trace_id, a1.trace_id])
+      expect(ids(yield* store.list({ tenant: "globex" }))).toEqual([b1.trace_id])
+      expect(ids(yield* store.list({ tenant: "initech" }))).toEqual([])
+      expect(ids(yield* store.list({ tenant: "acme", status: "error" }))).toEqual([a2.trace_id])
+      expect(ids(yield* store.list({ tenant: "acme", agent: "planner" }))).toEqual([a1.trace_id])
+      expect(ids(yield* store.list({ tenant: "acme", agent: "planner", status: "error" }))).toEqual([])
+      expect(ids(yield* store.list({ status: "error" }))).toEqual([a2.trace_id, b1.trace_id])
+      expect(ids(yield* store.list())).toEqual([a2.trace_id, open.trace_id, b1.trace_id, a1.trace_id])
+      const page = yield* store.list({ tenant: "acme", limit: 1 })
+      expect(page.items[0]!.tenant).toBe("acme")
+      expect(ids(yield* store.list({ tenant: "acme", cursor: page.next_cursor! }))).toEqual([a1.trace_id])
+      expect((yield* store.list()).items.find((item) => item.trace_id === open.trace_id)!.tenant).toBeUndefined()
+      expect(Option.getOrThrow(yield* store.get(a1.trace_id)).tenant).toBe("acme")
+    }))
+
+  it.effect("a trace's record holds one tenant's runs: a save of another tenant, or of none, changes nothing", () =>
+    Effect.gen(function*() {
+      const { store } = yield* fresh
+      const now = yield* Clock.currentTimeMillis
+      const id = freshId()
+      const first = recordAt(id, now - 1000, { tenant: "acme", agents: ["planner"] })
+      yield* store.save(first)
+      yield* store.save(withRunIds(recordAt(id, now - 2000, { tenant: "globex", status: "error" }), "g"))
+      yield* store.save(withRunIds(recordAt(id, now - 2000, { status: "error" }), "o"))
+      expect(yield* store.get(id)).toEqual(Option.some(first))
+      expect(ids(yield* store.list({ tenant: "globex" }))).toEqual([])
+      expect(ids(yield* store.list({ status: "error" }))).toEqual([])
+      // The same tenant's next request merges as usual.
+      yield* store.save(withRunIds(recordAt(id, now, { tenant: "acme", agents: ["worker"] }), "a"))
+      expect(Option.getOrThrow(yield* store.get(id)).runs.map((run) => run.agent_id)).toEqual(["planner", "worker"])
+
+      // A record without a tenant does not take a tenant's runs either.
+      const openId = freshId()
+      const open = recordAt(openId, now)
+      yield* store.save(open)
+      yield* store.save(withRunIds(recordAt(openId, now, { tenant: "acme" }), "t"))
+      expect(yield* store.get(openId)).toEqual(Option.some(open))
+      expect(ids(yield* store.list({ tenant: "acme" }))).toEqual([id])
     }))
 
   it.effect("saving a request's record again replaces its runs; the status is the worst of the saves", () =>
@@ -299,6 +353,9 @@ export const executionStoreConformance = (it: Vitest.MethodsNonLive<ExecStoreFac
       expect(yield* field({ limit: 2.5 })).toBe("limit")
       expect(yield* field({ status: "fine" as ExecutionRecord.Status })).toBe("status")
       expect(yield* field({ agent: "" })).toBe("agent")
+      expect(yield* field({ tenant: "" })).toBe("tenant")
+      expect(yield* field({ tenant: "a b" })).toBe("tenant")
+      expect(yield* field({ tenant: "x".repeat(65) })).toBe("tenant")
       expect(yield* field({ cursor: "not a cursor!" })).toBe("cursor")
       expect(yield* field({ cursor: Buffer.from("abc").toString("base64url") })).toBe("cursor")
     }))
