@@ -20,11 +20,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import type { ExecutionRecord, ExecutionSummary, Status } from "./ExecutionRecord.js"
 import { defaultMaxTraces } from "./internal/evictions.js"
 import { makeMemoryExecutions } from "./internal/executionsMemory.js"
 import type { TraceId } from "./TraceId.js"
+import type { ExecutionRecordCorrupt, InvalidExecutionQuery } from "./ExecutionStoreError.js"
 import type { TraceStoreFailure } from "./TraceStoreError.js"
 
 /** What to list. */
@@ -46,23 +46,7 @@ export interface Page {
   readonly next_cursor: string | null
 }
 
-/** A stored value is not an execution record (or a record to save is not valid). */
-export class ExecutionRecordCorrupt
-  extends Schema.TaggedError<ExecutionRecordCorrupt>("@sg/trace/ExecutionRecordCorrupt")("ExecutionRecordCorrupt", {
-    trace_id: Schema.String,
-    message: Schema.String,
-    cause: Schema.optional(Schema.Defect)
-  })
-{}
-
-/** A listing's options are not acceptable; `field` names the one (`limit`, `status`, `agent`, `tenant` or `cursor`). */
-export class InvalidExecutionQuery extends Schema.TaggedError<InvalidExecutionQuery>("@sg/trace/InvalidExecutionQuery")(
-  "InvalidExecutionQuery",
-  {
-    field: Schema.String,
-    message: Schema.String
-  }
-) {}
+export { ExecutionRecordCorrupt, InvalidExecutionQuery } from "./ExecutionStoreError.js"
 
 /** The store of execution records. */
 export interface Service {

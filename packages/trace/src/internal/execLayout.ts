@@ -18,7 +18,7 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { type ExecutionRecord, ExecutionRecord as RecordSchema, type Run, startMillis, Status } from "../ExecutionRecord.js"
-import { ExecutionRecordCorrupt } from "../ExecutionStore.js"
+import { ExecutionRecordCorrupt } from "../ExecutionStoreError.js"
 
 /** The most runs one trace's record holds, whatever the number of its requests (1,000). */
 export const defaultMaxRuns = 1000

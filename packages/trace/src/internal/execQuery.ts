@@ -6,7 +6,8 @@ import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import { type ExecutionRecord, ExecutionRecordJson, Status, Tenant } from "../ExecutionRecord.js"
-import { ExecutionRecordCorrupt, InvalidExecutionQuery, type ListOptions } from "../ExecutionStore.js"
+import type { ListOptions } from "../ExecutionStore.js"
+import { ExecutionRecordCorrupt, InvalidExecutionQuery } from "../ExecutionStoreError.js"
 
 /** A listing position: the (score, id) of the last entry served; the next page holds strictly older entries. */
 export interface Cursor {

@@ -175,8 +175,9 @@ export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Sco
           waiting.push(waiter)
           yield* timing.open
         }
-        // Interruptible: the server runs its middleware uninterruptibly, and a request must be able to stop waiting.
-        const inTime = waiter === undefined ? false : yield* Effect.interruptible(answer(waiter))
+        // The timer fiber bounds the wait, so it needs no interruption: a request being interrupted (its client went
+        // away, the server runs its middleware uninterruptibly) still waits its share and goes on to its next write.
+        const inTime = waiter === undefined ? false : yield* answer(waiter)
         if (!inTime) {
           lane.detached = true
           writesDeferred.unsafeUpdate(1, [])
