@@ -13,17 +13,21 @@
  * - `floor`: the same model and tool sequence hand-written with bare @effect/ai `LanguageModel.generateText` over
  *   the same demo model and toolkit (its handlers resolve the tool calls; `fan_out`'s sub-agents are three bare
  *   `generateText` calls, concurrently): no spans, breakers, budgets, metrics or recording;
+ * - `model`: the model's own work, for scale: the demo model's answers as the raw parts it gives the runtime
+ *   (`Demo.makeModelWithStream().answer`), the tool handlers called directly, the prompt built by hand (the floor's
+ *   `generateText` also builds and runs the toolkit's response schema on every call, which costs more than the model);
  * - `gateway`: `POST /v1/runs` to a real `sg serve` (the compiled build, as `pnpm start` runs it) in a child process,
  *   over a private `redis-server` (full tracing: lifecycle writes and the recorder) and over the memory store, loaded
  *   by autocannon from a third process with `SG_BENCH_CONNECTIONS` (16) connections for `SG_BENCH_SECONDS` (5);
  *   its CPU per run is the server process' CPU (from /proc, 10 ms ticks) over the runs it answered.
  *
  * In-process CPU per run is `process.cpuUsage` (user + system) over `SG_BENCH_ROUND_MS` (1500) of runs one after
- * another, after a warm-up, the recorder's writer included; the cases take turns, `SG_BENCH_ROUNDS` (3) rounds, and
- * each figure is the median round. The machine's load average is printed with the figures.
+ * another (an event-loop turn after each, where the recorder's writer works), after a warm-up, the writer included;
+ * the cases take turns, `SG_BENCH_ROUNDS` (3) rounds, and each figure is the median round. The machine's load average is printed with the figures.
  * Goals: a single-call run ≤ 1 ms of CPU, a tool-calling run ≤ 2 ms, each within 2x of the floor; through the
  * gateway with Redis and full tracing, ≥ 1,000 single-call runs/s on 2 cores.
  */
+import * as IdGenerator from "@effect/ai/IdGenerator"
 import * as LanguageModel from "@effect/ai/LanguageModel"
 import * as Prompt from "@effect/ai/Prompt"
 import { AgentRuntime, Demo, RunContext } from "@sg/agent-runtime"
@@ -43,7 +47,8 @@ const roundMs = Number(process.env["SG_BENCH_ROUND_MS"] ?? 1500)
 const rounds = Number(process.env["SG_BENCH_ROUNDS"] ?? 3)
 const seconds = Number(process.env["SG_BENCH_SECONDS"] ?? 5)
 const connections = Number(process.env["SG_BENCH_CONNECTIONS"] ?? 16)
-const only = process.env["SG_BENCH_ONLY"] // "runtime" | "floor" | "gateway": one part (for profiling)
+// "runtime" or "floor": only that way in process, no gateway (for profiling); "gateway": only the gateway rows.
+const only = process.env["SG_BENCH_ONLY"]
 const root = Path.join(import.meta.dirname, "..")
 
 /** The inputs measured. */
@@ -54,6 +59,9 @@ const inputs = [
 ] as const
 
 type InputName = typeof inputs[number]["name"]
+
+/** How a run is made (see the module comment). */
+type Way = "runtime" | "floor" | "model"
 
 const load = (): string => Os.loadavg().map((n) => n.toFixed(2)).join(" ")
 
@@ -132,13 +140,87 @@ const viaFloor = (input: string) =>
   }).pipe(Effect.provideService(RunContext.RunContext, bareContext), Effect.orDie)
 
 // ---------------------------------------------------------------------------------------------------------------
+// The model's own work: the demo model's answers as raw parts (`Demo.makeModelWithStream().answer`) and the tool
+// handlers called directly, no @effect/ai response decoding: what any runtime over this model pays at the least.
+
+const demo = Effect.runSync(Demo.makeModelWithStream())
+const someSpan = Effect.runSync(Effect.makeSpan("bench"))
+const demoTools = Object.values(floorToolkit.tools)
+
+/** The text of an answer's parts, or its tool calls. */
+const answerOf = (agent: string, prompt: Prompt.Prompt) =>
+  Effect.map(
+    demo.answer({
+      prompt,
+      tools: agent === "assistant" ? demoTools : [],
+      toolChoice: agent === "assistant" ? "auto" : "none",
+      responseFormat: { type: "text" },
+      span: someSpan
+    }).pipe(Effect.provideService(IdGenerator.IdGenerator, IdGenerator.defaultIdGenerator)),
+    (parts) => {
+      let text = ""
+      const calls: Array<{ readonly id: string; readonly name: string; readonly params: unknown }> = []
+      for (const part of parts) {
+        if (part.type === "text-delta") text += part.delta
+        if (part.type === "tool-call") calls.push({ id: part.id, name: part.name, params: part.params })
+      }
+      return { text, calls }
+    }
+  )
+
+const modelContext: RunContext.Service = {
+  ...bareContext,
+  spawnAll: (requests) =>
+    Effect.forEach(requests, (request) =>
+      Effect.map(
+        answerOf("researcher", promptOf("researcher", request.input)),
+        (answer) =>
+          Either.right({ trace_id: "" as never, run_id: "", status: "success" as const, output: answer.text, steps: 1 })
+      ), { concurrency: "unbounded" }).pipe(Effect.orDie)
+}
+
+const viaModel = (input: string) =>
+  Effect.gen(function*() {
+    let prompt = promptOf("assistant", input)
+    for (;;) {
+      const answer = yield* answerOf("assistant", prompt)
+      if (answer.calls.length === 0) return answer.text
+      const results = yield* Effect.forEach(answer.calls, (call) =>
+        Effect.map(
+          floorToolkit.handle(call.name as "calculator", call.params as { expression: string }),
+          (handled) =>
+            Prompt.makePart("tool-result", {
+              id: call.id,
+              name: call.name,
+              isFailure: handled.isFailure,
+              result: handled.encodedResult,
+              providerExecuted: false
+            })
+        ))
+      prompt = Prompt.merge(
+        prompt,
+        Prompt.fromMessages([
+          Prompt.makeMessage("assistant", {
+            content: answer.calls.map((call) =>
+              Prompt.makePart("tool-call", { id: call.id, name: call.name, params: call.params, providerExecuted: false })
+            )
+          }),
+          Prompt.makeMessage("tool", { content: results })
+        ])
+      )
+    }
+  }).pipe(Effect.provideService(RunContext.RunContext, modelContext), Effect.orDie)
+
+// ---------------------------------------------------------------------------------------------------------------
 // In-process CPU per run.
 
 interface Case {
-  readonly way: "runtime" | "floor"
+  readonly way: Way
   readonly input: InputName
   readonly once: () => Promise<unknown>
 }
+
+const turn = () => new Promise((resolve) => setImmediate(resolve))
 
 /** µs of CPU and of wall time per run, `once` run one after another for `ms` (after a third of that as warm-up). */
 const cpuPerRun = async (once: () => Promise<unknown>, ms: number) => {
@@ -148,6 +230,8 @@ const cpuPerRun = async (once: () => Promise<unknown>, ms: number) => {
     let runs = 0
     while (performance.now() - start < budget) {
       await once()
+      // An event-loop turn between runs, as a server has between requests: the recorder's writer works in it.
+      await turn()
       runs++
     }
     const used = process.cpuUsage(cpu)
@@ -157,7 +241,7 @@ const cpuPerRun = async (once: () => Promise<unknown>, ms: number) => {
   return runFor(ms)
 }
 
-const inProcess = async (ways: ReadonlyArray<"runtime" | "floor">) => {
+const inProcess = async (ways: ReadonlyArray<Way>) => {
   const runtime = ManagedRuntime.make(runtimeLayer)
   const floor = ManagedRuntime.make(floorLayer)
   await runtime.runPromise(Effect.void)
@@ -167,10 +251,15 @@ const inProcess = async (ways: ReadonlyArray<"runtime" | "floor">) => {
     for (const way of ways) {
       const viaR = viaRuntime(input)
       const viaF = viaFloor(input)
+      const viaM = viaModel(input)
       cases.push({
         way,
         input: name,
-        once: way === "runtime" ? () => runtime.runPromise(viaR) : () => floor.runPromise(viaF)
+        once: way === "runtime"
+          ? () => runtime.runPromise(viaR)
+          : way === "floor"
+          ? () => floor.runPromise(viaF)
+          : () => Effect.runPromise(viaM)
       })
     }
   }
@@ -306,25 +395,28 @@ const goal = (met: boolean) => (met ? "met" : "missed")
 export const run = async (): Promise<void> => {
   console.log(`\n## runtime: the demo agent's CPU per run; ${Os.cpus().length} CPUs, load average ${load()}`)
   if (only !== "gateway") {
-    const ways = only === "runtime" ? ["runtime" as const] : only === "floor" ? ["floor" as const] : [
-      "runtime" as const,
-      "floor" as const
+    const ways: ReadonlyArray<Way> = only === "runtime" || only === "floor" || only === "model" ? [only] : [
+      "runtime",
+      "floor",
+      "model"
     ]
     const { figure, loads } = await inProcess(ways)
     console.log(
       `in process: one run at a time, ${roundMs} ms per case per round, median of ${rounds} rounds ` +
         `(load average after each round: ${loads.join("; ")})`
     )
-    console.log("input    way      CPU µs/run  wall µs/run  runs/round  vs floor")
+    console.log("input    way      CPU µs/run  wall µs/run  runs/round  vs floor  vs model")
     for (const { name } of inputs) {
       const floor = figure("floor", name)
+      const model = figure("model", name)
       for (const way of ways) {
         const f = figure(way, name)!
-        const ratio = floor === undefined || way === "floor" ? "" : `${(f.cpu / floor.cpu).toFixed(2)}x`
+        const ratio = floor === undefined || way !== "runtime" ? "" : `${(f.cpu / floor.cpu).toFixed(2)}x`
+        const overModel = model === undefined || way === "model" ? "" : `${(f.cpu / model.cpu).toFixed(1)}x`
         console.log(
           `${name.padEnd(8)} ${way.padEnd(8)} ${f.cpu.toFixed(0).padStart(10)}  ${f.wall.toFixed(0).padStart(11)}  ${
             String(f.runs).padStart(10)
-          }  ${ratio}`
+          }  ${ratio.padStart(8)}  ${overModel}`
         )
       }
     }
@@ -347,7 +439,7 @@ export const run = async (): Promise<void> => {
       )
     }
   }
-  if (only === undefined || only === "gateway") {
+  if (only === undefined || only === "" || only === "gateway") {
     const redis = ManagedRuntime.make(RedisTestServer.layerSpawned)
     try {
       const server = await redis.runPromise(RedisTestServer.RedisTestServer)
