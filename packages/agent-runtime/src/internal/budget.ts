@@ -44,10 +44,13 @@ export const make = (budgets: Budgets): Effect.Effect<Tracker> =>
       return error
     }
     const fail = (error: BudgetExceeded): Effect.Effect<never, BudgetExceeded> => Effect.fail(trip(error))
+    // Called by the guard itself when its time is up: the tree is tripped, and there is no guard left to wake.
     const timedOut = (): BudgetExceeded => {
       const limit = Duration.toMillis(budgets.runTimeout)
       const spent = `the run tree did not finish within ${Duration.format(budgets.runTimeout)}`
-      return trip(exceeded("run_timeout", limit, spent))
+      const error = exceeded("run_timeout", limit, spent)
+      if (first === undefined) first = error
+      return error
     }
     return {
       budgets,
