@@ -205,8 +205,8 @@ export const makeModel = (options?: ModelOptions): Effect.Effect<LanguageModel.S
   Effect.map(makeModelWithStream(options), ({ languageModel }) => languageModel)
 
 /**
- * The demo model, its own stream under the `LanguageModel` (see `Provider.stream`), and that stream's parts as one
- * answer (see `Provider.answer`).
+ * The demo model, its own stream under the `LanguageModel` (see `Provider.stream`), that stream's parts as one
+ * answer (see `Provider.answer`), and whether that answer takes no time (no `latency`; see `Provider.immediate`).
  */
 export const makeModelWithStream = (options?: ModelOptions): Effect.Effect<{
   readonly languageModel: LanguageModel.Service
@@ -214,15 +214,18 @@ export const makeModelWithStream = (options?: ModelOptions): Effect.Effect<{
   readonly answer: (
     provider: LanguageModel.ProviderOptions
   ) => Effect.Effect<ReadonlyArray<Response.StreamPartEncoded>, AiError.AiError, IdGenerator.IdGenerator>
+  readonly immediate: boolean
 }> => {
   const { generateText } = params(options)
   const answer = (provider: LanguageModel.ProviderOptions) => Effect.map(generateText(provider), toStream)
   const stream: LanguageModel.ConstructorParams["streamText"] = (provider) =>
     Stream.flatMap(answer(provider), Stream.fromIterable)
+  const immediate = Duration.isZero(Duration.decode(options?.latency ?? Duration.zero))
   return Effect.map(LanguageModel.make({ generateText, streamText: stream }), (languageModel) => ({
     languageModel,
     stream,
-    answer
+    answer,
+    immediate
   }))
 }
 

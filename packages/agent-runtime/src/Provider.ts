@@ -50,6 +50,12 @@ export interface Provider {
     AiError.AiError,
     IdGenerator.IdGenerator
   >) | undefined
+  /**
+   * True when `answer` takes no time at all (no I/O, no sleep: the demo without latency): no timeout could fire
+   * before it answers, so its model calls are not raced against the model and first-token timeouts, a race that
+   * costs two fibers and a timer each.
+   */
+  readonly immediate?: boolean | undefined
 }
 
 /** Providers in fallback order: a model call goes to the first whose breaker is not open, then to the next. */
@@ -75,12 +81,13 @@ export type Kind = typeof kinds[number]
 
 /** The demo provider (`demo`): the offline, deterministic demo model (`Demo.makeModel`). */
 export const makeDemo = (options?: Demo.ModelOptions): Effect.Effect<Provider> =>
-  Effect.map(Demo.makeModelWithStream(options), ({ answer, languageModel, stream }) => ({
+  Effect.map(Demo.makeModelWithStream(options), ({ answer, immediate, languageModel, stream }) => ({
     name: "demo",
     model: Demo.modelName,
     languageModel,
     stream,
-    answer
+    answer,
+    immediate
   }))
 
 /** The demo provider as the default chain. */

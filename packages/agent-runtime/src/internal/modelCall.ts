@@ -23,6 +23,7 @@ import type * as Arr from "effect/Array"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as RuntimeMetrics from "../RuntimeMetrics.js"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -269,7 +270,8 @@ const read = (
     return Effect.flatMap(Effect.orDie(Effect.currentSpan), (span) =>
       whole(providerOptions(request, span)).pipe(
         Effect.provideService(IdGenerator.IdGenerator, IdGenerator.defaultIdGenerator),
-        Effect.timeoutFail(firstOutputTimeout),
+        // An answer that takes no time cannot outlast the timeout; the race would fork two fibers and a timer.
+        provider.immediate === true ? identity : Effect.timeoutFail(firstOutputTimeout),
         Effect.flatMap((parts) => Effect.forEach(parts as ReadonlyArray<Part>, onPart, { discard: true })),
         Effect.zipRight(Effect.suspend(() => finished(false)))
       ))
@@ -338,8 +340,12 @@ const tryProvider = (
       ...(message !== undefined ? { message } : {})
     })
   const answering = report("answering")
+  const work = consume(env, provider, request, hooks, state, answering)
   return RuntimeMetrics.timed(
-    env.breakers.protect(breaker, { timeout: env.modelTimeout })(consume(env, provider, request, hooks, state, answering)),
+    // An answer that takes no time cannot outlast the model timeout either (see `Provider.immediate`).
+    provider.immediate === true
+      ? env.breakers.protect(breaker)(work)
+      : env.breakers.protect(breaker, { timeout: env.modelTimeout })(work),
     (exit, seconds) =>
       exit._tag === "Success"
         ? RuntimeMetrics.recordModelCall(provider.name, provider.model, "success", seconds, exit.value.usage)
