@@ -24,6 +24,8 @@
  * In-process CPU per run is `process.cpuUsage` (user + system) over `SG_BENCH_ROUND_MS` (1500) of runs one after
  * another (an event-loop turn after each, where the recorder's writer works), after a warm-up, the writer included;
  * the cases take turns, `SG_BENCH_ROUNDS` (3) rounds, and each figure is the median round. The machine's load average is printed with the figures.
+ * Profile: `SG_BENCH_ONLY=runtime node --cpu-prof --import tsx bench/index.ts runtime` (the runtime's rows alone,
+ * after `pnpm build`).
  * Goals: a single-call run ≤ 1 ms of CPU, a tool-calling run ≤ 2 ms, each within 2x of the floor; through the
  * gateway with Redis and full tracing, ≥ 1,000 single-call runs/s on 2 cores.
  */

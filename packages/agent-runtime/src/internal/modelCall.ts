@@ -8,7 +8,9 @@
  *   fails, since what the client has read cannot be taken back;
  * - a 429 or 503 that says `Retry-After` holds that provider's breaker open that long.
  *
- * Every provider is asked to stream (even when nobody listens), so a silent provider is told from a slow one.
+ * Every provider is asked to stream (even when nobody listens), so a silent provider is told from a slow one; one
+ * whose answer is whole before its first part (`Provider.answer`: the demo) gives that answer at once instead, read
+ * part by part as its stream would be, and one whose answer takes no time (`Provider.immediate`) is not timed.
  * When every provider was skipped the call fails with `CircuitOpenError` (the shortest wait); when any failed,
  * with `UpstreamError` naming each provider's failure.
  */
