@@ -49,7 +49,7 @@ const roundMs = Number(process.env["SG_BENCH_ROUND_MS"] ?? 1500)
 const rounds = Number(process.env["SG_BENCH_ROUNDS"] ?? 3)
 const seconds = Number(process.env["SG_BENCH_SECONDS"] ?? 5)
 const connections = Number(process.env["SG_BENCH_CONNECTIONS"] ?? 16)
-// "runtime" or "floor": only that way in process, no gateway (for profiling); "gateway": only the gateway rows.
+// "runtime", "floor" or "model": only that way in process, no gateway (for profiling); "gateway": the gateway rows.
 const only = process.env["SG_BENCH_ONLY"]
 const root = Path.join(import.meta.dirname, "..")
 
@@ -86,7 +86,9 @@ const runtimeLayer = AgentRuntime.layerConfig(Demo.agents).pipe(
 
 const viaRuntime = (input: string) =>
   Effect.flatMap(AgentRuntime.AgentRuntime, (runtime) => runtime.run({ input })).pipe(
-    Effect.tap((result) => (result.status === "success" ? Effect.void : Effect.die(`run ended ${result.status}`))),
+    Effect.flatMap((result) =>
+      result.status === "success" ? Effect.succeed(result.output) : Effect.die(`run ended ${result.status}`)
+    ),
     Effect.orDie
   )
 
@@ -219,13 +221,13 @@ const viaModel = (input: string) =>
 interface Case {
   readonly way: Way
   readonly input: InputName
-  readonly once: () => Promise<unknown>
+  readonly once: () => Promise<string>
 }
 
 const turn = () => new Promise((resolve) => setImmediate(resolve))
 
 /** µs of CPU and of wall time per run, `once` run one after another for `ms` (after a third of that as warm-up). */
-const cpuPerRun = async (once: () => Promise<unknown>, ms: number) => {
+const cpuPerRun = async (once: () => Promise<string>, ms: number) => {
   const runFor = async (budget: number) => {
     const cpu = process.cpuUsage()
     const start = performance.now()
@@ -264,6 +266,13 @@ const inProcess = async (ways: ReadonlyArray<Way>) => {
           : () => Effect.runPromise(viaM)
       })
     }
+  }
+  // The ways must make the same run: each answers as the runtime does.
+  for (const c of cases) {
+    const reference = cases.find((r) => r.input === c.input && r.way === "runtime")
+    if (reference === undefined || reference === c) continue
+    const [expected, got] = [await reference.once(), await c.once()]
+    if (got !== expected) throw new Error(`${c.way} answers ${c.input} otherwise: ${got} (the runtime: ${expected})`)
   }
   const samples = new Map(cases.map((c) => [c, [] as Array<{ cpu: number; wall: number; runs: number }>]))
   const loads: Array<string> = []
