@@ -426,7 +426,7 @@ export const run = async (): Promise<void> => {
         const overModel = model === undefined || way === "model" ? "" : `${(f.cpu / model.cpu).toFixed(1)}x`
         console.log(
           `${name.padEnd(8)} ${way.padEnd(8)} ${f.cpu.toFixed(0).padStart(10)}  ${f.wall.toFixed(0).padStart(11)}  ${
-            String(f.runs).padStart(10)
+            String(Math.round(f.runs)).padStart(10)
           }  ${ratio.padStart(8)}  ${overModel}`
         )
       }
