@@ -11,7 +11,8 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   lifecycle: () => import("./lifecycle.js"),
   memory: () => import("./memory.js"),
   readyz: () => import("./readyz.js"),
-  peer: () => import("./peer.js")
+  peer: () => import("./peer.js"),
+  runtime: () => import("./runtime.js")
 }
 
 const wanted = process.argv.slice(2)

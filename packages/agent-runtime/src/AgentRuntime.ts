@@ -213,7 +213,9 @@ const inTrace = <A, E>(id: TraceId.TraceId, effect: Effect.Effect<A, E>): Effect
   const traced: Effect.Effect<A, E> = Effect.provideService(effect, CurrentTrace.CurrentTrace, { traceId: id })
   const external = Tracer.externalSpan({ traceId: hex, spanId: hex.slice(16), sampled: true })
   return Effect.flatMap(
-    Effect.option(Effect.currentParentSpan),
+    // The parent span read as an Option: `Effect.option(Effect.currentParentSpan)` builds (and throws away) a
+    // `NoSuchElementException`, stack trace and all, for every run made outside any span.
+    Effect.serviceOption(Tracer.ParentSpan),
     (parent): Effect.Effect<A, E> =>
       Option.isSome(parent) && parent.value.traceId === hex ? traced : Effect.withParentSpan(traced, external)
   )

@@ -204,17 +204,28 @@ const params = (options?: ModelOptions): Pick<LanguageModel.ConstructorParams, "
 export const makeModel = (options?: ModelOptions): Effect.Effect<LanguageModel.Service> =>
   Effect.map(makeModelWithStream(options), ({ languageModel }) => languageModel)
 
-/** The demo model, and its own stream under the `LanguageModel` (see `Provider.stream`). */
+/**
+ * The demo model, its own stream under the `LanguageModel` (see `Provider.stream`), that stream's parts as one
+ * answer (see `Provider.answer`), and whether that answer takes no time (no `latency`; see `Provider.immediate`).
+ */
 export const makeModelWithStream = (options?: ModelOptions): Effect.Effect<{
   readonly languageModel: LanguageModel.Service
   readonly stream: LanguageModel.ConstructorParams["streamText"]
+  readonly answer: (
+    provider: LanguageModel.ProviderOptions
+  ) => Effect.Effect<ReadonlyArray<Response.StreamPartEncoded>, AiError.AiError, IdGenerator.IdGenerator>
+  readonly immediate: boolean
 }> => {
   const { generateText } = params(options)
+  const answer = (provider: LanguageModel.ProviderOptions) => Effect.map(generateText(provider), toStream)
   const stream: LanguageModel.ConstructorParams["streamText"] = (provider) =>
-    Stream.flatMap(generateText(provider), (parts) => Stream.fromIterable(toStream(parts)))
+    Stream.flatMap(answer(provider), Stream.fromIterable)
+  const immediate = Duration.isZero(Duration.decode(options?.latency ?? Duration.zero))
   return Effect.map(LanguageModel.make({ generateText, streamText: stream }), (languageModel) => ({
     languageModel,
-    stream
+    stream,
+    answer,
+    immediate
   }))
 }
 

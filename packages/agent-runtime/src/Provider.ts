@@ -9,7 +9,10 @@
  * - `anthropic`: the Messages API (@effect/ai-anthropic), with `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`,
  *   `SG_ANTHROPIC_MODEL`.
  */
+import type * as AiError from "@effect/ai/AiError"
+import type * as IdGenerator from "@effect/ai/IdGenerator"
 import type * as LanguageModel from "@effect/ai/LanguageModel"
+import type * as Response from "@effect/ai/Response"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Arr from "effect/Array"
@@ -37,6 +40,22 @@ export interface Provider {
    * toolkit on every call, which costs more than the rest of a fast model call.
    */
   readonly stream?: LanguageModel.ConstructorParams["streamText"] | undefined
+  /**
+   * For a model whose answer is whole before its first part (the demo): that answer as the parts its `stream` would
+   * send, in order, at once. The runtime reads them as it reads the stream's, without @effect/ai's Stream machinery
+   * (a channel, a scope and a pull per part cost more than the demo model's own work).
+   */
+  readonly answer?: ((options: LanguageModel.ProviderOptions) => Effect.Effect<
+    ReadonlyArray<Response.StreamPartEncoded>,
+    AiError.AiError,
+    IdGenerator.IdGenerator
+  >) | undefined
+  /**
+   * True when `answer` takes no time at all (no I/O, no sleep: the demo without latency): no timeout could fire
+   * before it answers, so its model calls are not raced against the model and first-token timeouts, a race that
+   * costs two fibers and a timer each.
+   */
+  readonly immediate?: boolean | undefined
 }
 
 /** Providers in fallback order: a model call goes to the first whose breaker is not open, then to the next. */
@@ -62,11 +81,13 @@ export type Kind = typeof kinds[number]
 
 /** The demo provider (`demo`): the offline, deterministic demo model (`Demo.makeModel`). */
 export const makeDemo = (options?: Demo.ModelOptions): Effect.Effect<Provider> =>
-  Effect.map(Demo.makeModelWithStream(options), ({ languageModel, stream }) => ({
+  Effect.map(Demo.makeModelWithStream(options), ({ answer, immediate, languageModel, stream }) => ({
     name: "demo",
     model: Demo.modelName,
     languageModel,
-    stream
+    stream,
+    answer,
+    immediate
   }))
 
 /** The demo provider as the default chain. */

@@ -2,10 +2,10 @@
  * The spending of one run tree against its budgets, shared by the root run and every sub-agent. A check that fails
  * also trips the tree, so a budget hit deep inside a tool (a sub-agent that may not start) still ends the root run.
  */
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import { type BudgetExceeded, type Budgets, exceeded } from "../Budget.js"
 
 /** A run tree's spending. */
@@ -17,24 +17,40 @@ export interface Tracker {
   readonly tokens: (input: number, output: number) => Effect.Effect<void, BudgetExceeded>
   /** Counts one sub-agent; fails once the tree has started `maxSubagents`. */
   readonly spawn: Effect.Effect<void, BudgetExceeded>
-  /** Fails with the first budget the tree hit, whoever checked it; never succeeds. */
-  readonly tripped: Effect.Effect<never, BudgetExceeded>
-  /** The `run_timeout` failure, once the root run outlasts its budget. */
-  readonly timedOut: () => BudgetExceeded
+  /**
+   * Run beside the root run (once): fails with `run_timeout` once the root run outlasts its budget (on `Clock`), or
+   * is interrupted as soon as any budget is hit, whoever checked it (`hit` then says which); never succeeds.
+   */
+  readonly guard: Effect.Effect<never, BudgetExceeded>
+  /** The first budget the tree hit, if any. */
+  readonly hit: () => BudgetExceeded | undefined
   /** Tokens used so far by the whole tree. */
   readonly usage: () => { readonly input: number; readonly output: number }
 }
 
 /** A fresh tracker. */
 export const make = (budgets: Budgets): Effect.Effect<Tracker> =>
-  Effect.map(Deferred.make<never, BudgetExceeded>(), (trip) => {
+  Effect.sync(() => {
     let steps = 0
     let subagents = 0
     let input = 0
     let output = 0
-    const fail = (error: BudgetExceeded): Effect.Effect<never, BudgetExceeded> => {
-      Deferred.unsafeDone(trip, Exit.fail(error))
-      return Effect.fail(error)
+    let first: BudgetExceeded | undefined
+    let guardFiber: Fiber.RuntimeFiber<never, BudgetExceeded> | undefined
+    const trip = (error: BudgetExceeded): BudgetExceeded => {
+      if (first === undefined) first = error
+      // Waking the guard by interrupting it, not through a Deferred it awaits beside a timer: one fiber fewer per run.
+      guardFiber?.unsafeInterruptAsFork(FiberId.none)
+      return error
+    }
+    const fail = (error: BudgetExceeded): Effect.Effect<never, BudgetExceeded> => Effect.fail(trip(error))
+    // Called by the guard itself when its time is up: the tree is tripped, and there is no guard left to wake.
+    const timedOut = (): BudgetExceeded => {
+      const limit = Duration.toMillis(budgets.runTimeout)
+      const spent = `the run tree did not finish within ${Duration.format(budgets.runTimeout)}`
+      const error = exceeded("run_timeout", limit, spent)
+      if (first === undefined) first = error
+      return error
     }
     return {
       budgets,
@@ -63,14 +79,12 @@ export const make = (budgets: Budgets): Effect.Effect<Tracker> =>
             subagents++
           })
       ),
-      tripped: Deferred.await(trip),
-      timedOut: () => {
-        const limit = Duration.toMillis(budgets.runTimeout)
-        const spent = `the run tree did not finish within ${Duration.format(budgets.runTimeout)}`
-        const error = exceeded("run_timeout", limit, spent)
-        Deferred.unsafeDone(trip, Exit.fail(error))
-        return error
-      },
+      guard: Effect.withFiberRuntime<never, BudgetExceeded>((fiber) => {
+        if (first !== undefined) return Effect.fail(first)
+        guardFiber = fiber
+        return Effect.zipRight(Effect.sleep(budgets.runTimeout), Effect.failSync(timedOut))
+      }),
+      hit: () => first,
       usage: () => ({ input, output })
     }
   })

@@ -8,11 +8,14 @@
  *   fails, since what the client has read cannot be taken back;
  * - a 429 or 503 that says `Retry-After` holds that provider's breaker open that long.
  *
- * Every provider is asked to stream (even when nobody listens), so a silent provider is told from a slow one.
+ * Every provider is asked to stream (even when nobody listens), so a silent provider is told from a slow one; one
+ * whose answer is whole before its first part (`Provider.answer`: the demo) gives that answer at once instead, read
+ * part by part as its stream would be, and one whose answer takes no time (`Provider.immediate`) is not timed.
  * When every provider was skipped the call fails with `CircuitOpenError` (the shortest wait); when any failed,
  * with `UpstreamError` naming each provider's failure.
  */
 import * as IdGenerator from "@effect/ai/IdGenerator"
+import type * as LanguageModel from "@effect/ai/LanguageModel"
 import type * as Prompt from "@effect/ai/Prompt"
 import type * as Tool from "@effect/ai/Tool"
 import type * as Toolkit from "@effect/ai/Toolkit"
@@ -22,10 +25,12 @@ import type * as Arr from "effect/Array"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
 import * as RuntimeMetrics from "../RuntimeMetrics.js"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import { UpstreamError } from "../Run.js"
 import type * as Provider from "../Provider.js"
 import type * as RunEvent from "../RunEvent.js"
@@ -134,6 +139,25 @@ const encodeParams = (
     )
 }
 
+/** The tools of each toolkit as a list, made once per toolkit (a runtime's toolkits are built once, with it). */
+const toolLists = new WeakMap<object, ReadonlyArray<Tool.Any>>()
+
+/** What a provider's own stream or answer is asked (what `LanguageModel.streamText` would pass it). */
+const providerOptions = (request: Request, span: Tracer.Span): LanguageModel.ProviderOptions => {
+  let tools = toolLists.get(request.toolkit)
+  if (tools === undefined) {
+    tools = Object.values(request.toolkit.tools)
+    toolLists.set(request.toolkit, tools)
+  }
+  return {
+    prompt: request.prompt,
+    tools,
+    toolChoice: tools.length > 0 ? "auto" : "none",
+    responseFormat: { type: "text" },
+    span
+  }
+}
+
 /**
  * The provider's stream: its own, asked directly, when it has one (see `Provider.stream`); else @effect/ai's
  * `streamText`, which decodes every part with the toolkit's schema.
@@ -149,19 +173,10 @@ const streamOf = (provider: Provider.Provider, request: Request): Effect.Effect<
     )
   }
   const raw = provider.stream
-  return Effect.map(Effect.orDie(Effect.currentSpan), (span) => {
-    const tools = Object.values(request.toolkit.tools)
-    return raw({
-      prompt: request.prompt,
-      tools,
-      toolChoice: tools.length > 0 ? "auto" : "none",
-      responseFormat: { type: "text" },
-      span
-    }).pipe(Stream.provideService(IdGenerator.IdGenerator, IdGenerator.defaultIdGenerator)) as Stream.Stream<
-      Part,
-      unknown
-    >
-  })
+  return Effect.map(Effect.orDie(Effect.currentSpan), (span) =>
+    raw(providerOptions(request, span)).pipe(
+      Stream.provideService(IdGenerator.IdGenerator, IdGenerator.defaultIdGenerator)
+    ) as Stream.Stream<Part, unknown>)
 }
 
 /** Reads a provider's stream to its end: the first output within `firstTokenTimeout`, text forwarded to `onDelta`. */
@@ -173,44 +188,99 @@ const consume = (
   state: { delivered: boolean },
   onOutput: Effect.Effect<void>
 ): Effect.Effect<Omit<Answer, "provider" | "attempt">, unknown> =>
-  Effect.scoped(Effect.gen(function*() {
+  Effect.suspend(() => read(env, provider, request, hooks, state, onOutput))
+
+/** `consume`, its state fresh for each run of the effect. */
+const read = (
+  env: Env,
+  provider: Provider.Provider,
+  request: Request,
+  hooks: Hooks,
+  state: { delivered: boolean },
+  onOutput: Effect.Effect<void>
+): Effect.Effect<Omit<Answer, "provider" | "attempt">, unknown> => {
+  let text = ""
+  let output = false
+  let finish: Part | undefined
+  let responseModel: string | undefined
+  const calls: Array<Part> = []
+  const onPart = (part: Part): Effect.Effect<void, IncompleteAnswer> => {
+    if (!output && part.type !== "response-metadata") {
+      output = true
+      return Effect.zipRight(onOutput, handle(part))
+    }
+    return handle(part)
+  }
+  const handle = (part: Part): Effect.Effect<void, IncompleteAnswer> => {
+    switch (part.type) {
+      case "text-delta":
+        if (part.delta === undefined || part.delta === "") return Effect.void
+        text += part.delta
+        if (hooks.onDelta === undefined) return Effect.void
+        state.delivered = true
+        return hooks.onDelta(part.delta)
+      case "tool-call":
+        if (part.providerExecuted !== true) calls.push(part)
+        return Effect.void
+      case "finish":
+        finish = part
+        return Effect.void
+      case "response-metadata":
+        if (typeof part.modelId === "string" && part.modelId !== "") responseModel = part.modelId
+        return Effect.void
+      case "error":
+        return Effect.fail(new IncompleteAnswer({ message: `sent an error: ${errorText(part.error)}` }))
+      default:
+        return Effect.void
+    }
+  }
+  const firstOutputTimeout = {
+    duration: env.firstTokenTimeout,
+    onTimeout: () =>
+      new FirstTokenTimeout({
+        message: `sent no output within ${Duration.format(env.firstTokenTimeout)} (the first-token timeout)`
+      })
+  }
+  const finished = (decoded: boolean): Effect.Effect<Omit<Answer, "provider" | "attempt">, IncompleteAnswer> => {
+    if (finish === undefined) {
+      return new IncompleteAnswer({ message: "ended its answer before it finished (the stream was cut)" })
+    }
+    const ended = finish
+    const answer = (toolCalls: ReadonlyArray<ToolCall>) => ({
+      text,
+      toolCalls,
+      usage: { input: ended.usage?.inputTokens ?? 0, output: ended.usage?.outputTokens ?? 0 },
+      ...(responseModel !== undefined ? { responseModel } : {}),
+      ...(typeof ended.reason === "string" ? { finishReason: ended.reason } : {})
+    })
+    return decoded
+      ? Effect.map(
+        Effect.forEach(calls, (call) =>
+          Effect.map(encodeParams(request.toolkit, call.name ?? "", call.params), (params) => ({
+            id: call.id ?? "",
+            name: call.name ?? "",
+            params
+          }))),
+        answer
+      )
+      : Effect.succeed(answer(calls.map((call) => ({ id: call.id ?? "", name: call.name ?? "", params: call.params }))))
+  }
+  const whole = provider.answer
+  if (whole !== undefined) {
+    // The parts the stream would send, read in order with no Stream: its channel and pulls cost more than the demo
+    // model's own work. The answer is whole before its first part, so the first-token timeout bounds all of it.
+    return Effect.flatMap(Effect.orDie(Effect.currentSpan), (span) =>
+      whole(providerOptions(request, span)).pipe(
+        Effect.provideService(IdGenerator.IdGenerator, IdGenerator.defaultIdGenerator),
+        // An answer that takes no time cannot outlast the timeout; the race would fork two fibers and a timer.
+        provider.immediate === true ? identity : Effect.timeoutFail(firstOutputTimeout),
+        Effect.flatMap((parts) => Effect.forEach(parts as ReadonlyArray<Part>, onPart, { discard: true })),
+        Effect.zipRight(Effect.suspend(() => finished(false)))
+      ))
+  }
+  return Effect.scoped(Effect.gen(function*() {
     const pull = yield* Effect.flatMap(streamOf(provider, request), Stream.toPull)
-    let text = ""
-    let output = false
     let ended = false
-    let finish: Part | undefined
-    let responseModel: string | undefined
-    const calls: Array<Part> = []
-    const onPart = (part: Part): Effect.Effect<void, IncompleteAnswer> => {
-      if (!output && part.type !== "response-metadata") {
-        output = true
-        return Effect.zipRight(onOutput, handle(part))
-      }
-      return handle(part)
-    }
-    const handle = (part: Part): Effect.Effect<void, IncompleteAnswer> => {
-      switch (part.type) {
-        case "text-delta":
-          if (part.delta === undefined || part.delta === "") return Effect.void
-          text += part.delta
-          if (hooks.onDelta === undefined) return Effect.void
-          state.delivered = true
-          return hooks.onDelta(part.delta)
-        case "tool-call":
-          if (part.providerExecuted !== true) calls.push(part)
-          return Effect.void
-        case "finish":
-          finish = part
-          return Effect.void
-        case "response-metadata":
-          if (typeof part.modelId === "string" && part.modelId !== "") responseModel = part.modelId
-          return Effect.void
-        case "error":
-          return Effect.fail(new IncompleteAnswer({ message: `sent an error: ${errorText(part.error)}` }))
-        default:
-          return Effect.void
-      }
-    }
     const take = Effect.matchEffect(pull, {
       onFailure: Option.match({
         onNone: () =>
@@ -221,35 +291,11 @@ const consume = (
       }),
       onSuccess: (chunk) => Effect.forEach(chunk, onPart, { discard: true })
     })
-    yield* Effect.repeat(take, { until: () => output || ended }).pipe(
-      Effect.timeoutFail({
-        duration: env.firstTokenTimeout,
-        onTimeout: () =>
-          new FirstTokenTimeout({
-            message: `sent no output within ${Duration.format(env.firstTokenTimeout)} (the first-token timeout)`
-          })
-      })
-    )
+    yield* Effect.repeat(take, { until: () => output || ended }).pipe(Effect.timeoutFail(firstOutputTimeout))
     if (!ended) yield* Effect.repeat(take, { until: () => ended })
-    if (finish === undefined) {
-      return yield* new IncompleteAnswer({ message: "ended its answer before it finished (the stream was cut)" })
-    }
-    const toolCalls = provider.stream === undefined
-      ? yield* Effect.forEach(calls, (call) =>
-        Effect.map(encodeParams(request.toolkit, call.name ?? "", call.params), (params) => ({
-          id: call.id ?? "",
-          name: call.name ?? "",
-          params
-        })))
-      : calls.map((call) => ({ id: call.id ?? "", name: call.name ?? "", params: call.params }))
-    return {
-      text,
-      toolCalls,
-      usage: { input: finish.usage?.inputTokens ?? 0, output: finish.usage?.outputTokens ?? 0 },
-      ...(responseModel !== undefined ? { responseModel } : {}),
-      ...(typeof finish.reason === "string" ? { finishReason: finish.reason } : {})
-    }
+    return yield* finished(provider.stream === undefined)
   }))
+}
 
 const upstreamError = (provider: Provider.Provider, error: unknown, now: number): UpstreamError => {
   if (error instanceof UpstreamError) return error
@@ -296,8 +342,12 @@ const tryProvider = (
       ...(message !== undefined ? { message } : {})
     })
   const answering = report("answering")
+  const work = consume(env, provider, request, hooks, state, answering)
   return RuntimeMetrics.timed(
-    env.breakers.protect(breaker, { timeout: env.modelTimeout })(consume(env, provider, request, hooks, state, answering)),
+    // An answer that takes no time cannot outlast the model timeout either (see `Provider.immediate`).
+    provider.immediate === true
+      ? env.breakers.protect(breaker)(work)
+      : env.breakers.protect(breaker, { timeout: env.modelTimeout })(work),
     (exit, seconds) =>
       exit._tag === "Success"
         ? RuntimeMetrics.recordModelCall(provider.name, provider.model, "success", seconds, exit.value.usage)

@@ -10,6 +10,8 @@ import type * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Agent from "../Agent.js"
@@ -73,15 +75,28 @@ export const resolve = (env: Env, name: string): Effect.Effect<Resolved, Unknown
   )
 }
 
-/** What a root run's body is bounded by: its tree's time budget, and any budget hit anywhere in the tree. */
+/**
+ * What a root run's body is bounded by: its tree's time budget, and any budget hit anywhere in the tree. The first
+ * of the body and the tracker's guard to end ends the run, and the other is interrupted (and awaited); a budget hit
+ * anywhere in the tree fails the run with it, even when the body went on to finish before the guard woke (a tool
+ * that caught the sub-agent's failure, with no pause in between for the guard to run).
+ * One race over the guard, not `raceFirst(timeoutFail(work), tripped)`: that forked four fibers per run, this two.
+ */
 const withinBudget = <A, E>(
   tracker: Tracker.Tracker,
   work: Effect.Effect<A, E>
-): Effect.Effect<A, E | BudgetExceeded> =>
-  Effect.raceFirst(
-    Effect.timeoutFail(work, { duration: tracker.budgets.runTimeout, onTimeout: tracker.timedOut }),
-    tracker.tripped
+): Effect.Effect<A, E | BudgetExceeded> => {
+  const settled = (exit: Exit.Exit<A, E | BudgetExceeded>): Exit.Exit<A, E | BudgetExceeded> => {
+    const hit = tracker.hit()
+    return hit === undefined ? exit : Exit.fail(hit)
+  }
+  return Effect.fiberIdWith((parent) =>
+    Effect.raceWith(work, tracker.guard, {
+      onSelfDone: (exit, guard) => Effect.zipRight(Fiber.interruptAs(guard, parent), settled(exit)),
+      onOtherDone: (exit, self) => Effect.zipRight(Fiber.interruptAs(self, parent), settled(exit))
+    })
   )
+}
 
 /** Runs the root run of a request: `runAgent`, then `run.finished` with the tree's usage. */
 export const runRoot = (env: Env, run: RunInput): Effect.Effect<RunResult, RunError> =>
@@ -228,7 +243,8 @@ const loop = (
         })
       }
       const results = yield* Effect.forEach(calls, (call) => toolCall(env, tools, call, context, emit), {
-        concurrency: agent.toolConcurrency
+        // One call runs in this fiber: a concurrent `forEach` forks a fiber per call even when there is one.
+        concurrency: calls.length === 1 ? 1 : agent.toolConcurrency
       })
       const asked: Array<Prompt.AssistantMessagePart> = answer.text === ""
         ? []
