@@ -104,7 +104,13 @@ describe("Redis blips under a running sg serve", () => {
   it.live("paused, busy, out of memory, restarted: answers stay fast, no 200 stays in flight, recording resumes", () =>
     Effect.gen(function*() {
       const server = yield* RedisTestServer.RedisTestServer
-      const { port } = yield* startServe("serve", { REDIS_URL: server.url, SG_SAMPLE_SUCCESS: "0" })
+      // A queue that holds a 5 s outage at this machine's full rate (3 writes a run; the default 10,000 holds about
+      // 3,300 runs): this test is about replay after a blip, not about the cap (MemoryBounds and TraceLifecycle test it).
+      const { port } = yield* startServe("serve", {
+        REDIS_URL: server.url,
+        SG_SAMPLE_SUCCESS: "0",
+        SG_LIFECYCLE_QUEUE: "200000"
+      })
 
       // A baseline with Redis healthy.
       const baseline = yield* underLoad(port, { begin: Effect.void, end: Effect.void }, "2 seconds")
