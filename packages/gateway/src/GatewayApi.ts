@@ -53,12 +53,14 @@ export const RedisStatus = Schema.Struct({
   reachable: Schema.Boolean,
   /** The server's URL, password masked. */
   target: Schema.String,
-  prefix: Schema.String
+  prefix: Schema.String,
+  /** The masters the client sees (`host:port`): the one server, or every master of a Redis Cluster. */
+  masters: Schema.Array(Schema.String)
 })
 
 /** `GET /api/status`. */
 export const Status = Schema.Struct({
-  store: Schema.Literal("redis", "memory"),
+  store: Schema.Literal("redis", "redis-cluster", "memory"),
   /** Null when no Redis is in use (the memory store). */
   redis: Schema.NullOr(RedisStatus),
   /** Null when this process runs no watchdog. */
