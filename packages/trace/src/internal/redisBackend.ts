@@ -149,7 +149,11 @@ export const makeRedisBackend = (client: RedisClient.Service, layout: Layout): B
           keys.push(traceKey(candidate.id))
           args.push(candidate.id, candidate.kind[0]!, candidate.seen)
         }
-        return Effect.map(redis.eval(Scripts.sweepDecideSharded, keys, args), decided)
+        const run = Effect.map(redis.eval(Scripts.sweepDecideSharded, keys, args), decided)
+        // The lease lives in another slot: it is read first (as the memory twin does), and the script checks the
+        // shard's fence, which a newer leader raised before sweeping the shard.
+        return fence === undefined ? run : Effect.flatMap(fence.stillHeld, (held) =>
+          held ? run : Effect.succeed<DecideResult>({ _tag: "lease_lost", holder: null, epoch: null }))
       }
       const args: Array<string | number> = [
         fence === undefined ? "0" : "1",
