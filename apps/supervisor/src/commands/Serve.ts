@@ -175,7 +175,7 @@ const announce = (tracked: Tracked, grace: Duration.Duration) =>
     const model = yield* Provider.config
     const address = server.address
     const where = address._tag === "TcpAddress" ? `http://localhost:${address.port}` : `unix:${address.path}`
-    const store = selected.kind === "redis" ? `redis at ${selected.target}` : "memory (this process only)"
+    const store = selected.kind === "redis" ? `${selected.mode} at ${selected.target}` : "memory (this process only)"
     const breakers = (yield* Environment.breakerMode) === "shared" ? "shared through Redis" : "this process only"
     yield* Effect.logInfo(
       `sg serve listening on ${where}; store: ${store}; model: ${describeModel(model)}; breakers: ${breakers}`
