@@ -10,7 +10,8 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   gateway: () => import("./gateway.js"),
   memory: () => import("./memory.js"),
   readyz: () => import("./readyz.js"),
-  peer: () => import("./peer.js")
+  peer: () => import("./peer.js"),
+  cluster: () => import("./cluster.js")
 }
 
 const wanted = process.argv.slice(2)
