@@ -1,6 +1,7 @@
 /**
  * Leases in Redis: `<prefix>:lease:<name>` holds the holder's token with a PX TTL, `<prefix>:lease:<name>:epoch`
- * the fencing counter (no TTL); on a Redis Cluster, `<prefix>:lease:{<name>}` and `<prefix>:lease:{<name>}:epoch`. Acquire, renew and release are Lua scripts, each one atomic step. The one module of
+ * the fencing counter (no TTL); on a Redis Cluster, `<prefix>:lease:{<name>}` and `<prefix>:lease:{<name>}:epoch`
+ * (one slot per lease). Acquire, renew and release are Lua scripts, each one atomic step. The one module of
  * `@sg/leader` that needs `@sg/redis` (and ioredis): import it by path.
  */
 import { type RedisError, RedisClient, RedisScript } from "@sg/redis"
