@@ -4,6 +4,7 @@ import { RedisClient } from "@sg/redis"
 import { RedisTestCluster, RedisTestServer } from "@sg/redis/testing"
 import { Clock, Context, Effect, Layer, Logger, LogLevel, TestContext } from "effect"
 import { makeRedisExecutions } from "../src/internal/executionsRedis.js"
+import { SweepHooks } from "../src/internal/sweepHooks.js"
 import { fnv1a32, type Layout, layoutFor } from "../src/internal/layout.js"
 import * as TraceStore from "../src/TraceStore.js"
 import * as TraceStoreRedis from "../src/TraceStore/Redis.js"
@@ -148,6 +149,33 @@ describe("Redis Cluster", () => {
           expect(yield* store.isActive(second)).toBe(true)
           expect(yield* Effect.orDie(redis.use("HGET", (c) => c.hget(layout.trace(second), "state")))).toBe("INFERRING")
           expect((yield* store.sweepOrphans({ fence: staleLease("w", 3) })).orphaned).toBe(1)
+        }))
+
+      it.effect("the sweep script itself refuses a lower epoch: a fence raised between the read and the write", () =>
+        Effect.gen(function*() {
+          const redis = yield* RedisClient.RedisClient
+          const store = yield* TraceStore.TraceStore
+          const layout = layoutFor(redis, 16)
+          const id = nextTraceId()
+          const created = ((yield* Clock.currentTimeMillis) / 1000 - 3600).toFixed(3)
+          yield* Effect.orDie(redis.use("plant", (c) =>
+            c.multi()
+              .hset(layout.trace(id), { state: "INFERRING", created_at: created })
+              .sadd(layout.active(layout.shardOf(id)), id)
+              .exec()))
+          // A newer leader (epoch 8) sweeps this shard after the older one (7) raised its fence and read the batch.
+          const hooks = SweepHooks.of({
+            afterRead: (ids) =>
+              ids.includes(id)
+                ? Effect.asVoid(Effect.orDie(redis.use("SET", (c) => c.set(layout.fence(layout.shardOf(id), "r"), "8"))))
+                : Effect.void
+          })
+          const error = yield* Effect.flip(
+            store.sweepOrphans({ fence: staleLease("r", 7) }).pipe(Effect.provideService(SweepHooks, hooks))
+          )
+          expect(error).toMatchObject({ _tag: "LeaseLost", epoch: 7 })
+          expect(yield* Effect.orDie(redis.use("HGET", (c) => c.hget(layout.trace(id), "state")))).toBe("INFERRING")
+          expect(yield* store.isActive(id)).toBe(true)
         }))
 
       it.effect("listing merges the shards newest first, one page after another", () =>
