@@ -177,11 +177,15 @@ describe("sg serve on a Redis Cluster, as processes", () => {
           yield* waitUntil("the watchdog's next sweep to retire them", settled, "15 seconds", outputs(served.child))
 
           const metrics = yield* Http.get(served.port, "/metrics")
-          const lost = /^sg_lifecycle_writes_lost_total(?:\{[^}]*\})? (\d+)/m.exec(metrics.text)
+          // Summed over label sets; a counter never incremented may be absent (0).
+          const counter = (name: string) =>
+            metrics.text.split("\n").filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+              .reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0)
           yield* Effect.logInfo(
-            `failover: ${failoverMs} ms to a promoted replica; ${all.length} requests, all 200; lifecycle writes lost: ${
-              lost?.[1] ?? 0
-            }`
+            `failover: ${failoverMs} ms to a promoted replica; ${all.length} requests, all 200; lifecycle writes ` +
+              `deferred ${counter("sg_lifecycle_writes_deferred_total")}, replayed ${
+                counter("sg_lifecycle_writes_replayed_total")
+              }, lost ${counter("sg_lifecycle_writes_lost_total")}`
           )
         }).pipe(Effect.scoped),
       { timeout: 120_000 }
