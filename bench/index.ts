@@ -12,7 +12,8 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   memory: () => import("./memory.js"),
   readyz: () => import("./readyz.js"),
   peer: () => import("./peer.js"),
-  runtime: () => import("./runtime.js")
+  runtime: () => import("./runtime.js"),
+  cluster: () => import("./cluster.js")
 }
 
 const wanted = process.argv.slice(2)

@@ -31,6 +31,8 @@ import {
 /** Which store the environment selects. */
 export interface Backend {
   readonly kind: "redis" | "memory"
+  /** `redis-cluster` when `REDIS_URL` names a Redis Cluster's seed nodes (`SG_REDIS_CLUSTER=1`, `redis+cluster://`). */
+  readonly mode: "redis" | "redis-cluster" | "memory"
   /** The Redis URL with any password masked; `null` for the in-memory store. */
   readonly target: string | null
   /** What a process says at start-up about it. */
@@ -40,7 +42,7 @@ export interface Backend {
 /** What a process without `REDIS_URL` says first. */
 export const memoryNotice = "REDIS_URL is not set: using the in-memory store; nothing is shared with other replicas"
 
-const redisScheme = /^rediss?:\/\/\S+$/
+const redisScheme = /^rediss?(\+cluster)?:\/\/\S+$/
 
 const parseRedisUrl = (
   url: Option.Option<string>
@@ -52,18 +54,32 @@ const parseRedisUrl = (
   )
 }
 
-/** `REDIS_URL`: `None` when unset or empty (the in-memory store); otherwise a `redis://` or `rediss://` URL. */
+/**
+ * `REDIS_URL`: `None` when unset or empty (the in-memory store); otherwise a `redis://` or `rediss://` URL, or a
+ * Redis Cluster's seed nodes (comma-separated, with `SG_REDIS_CLUSTER=1`, or `redis+cluster://` URLs).
+ */
 export const redisUrl: Config.Config<Option.Option<Redacted.Redacted>> = Config.mapOrFail(
   Config.option(Config.string("REDIS_URL")),
   parseRedisUrl
 ).pipe(Config.withDescription("Redis URL; unset: an in-memory store for this process only"))
 
-
-/** The backend `REDIS_URL` selects. */
-export const backend: Effect.Effect<Backend, ConfigError.ConfigError> = Effect.map(redisUrl, (url): Backend => {
-  if (Option.isNone(url)) return { kind: "memory", target: null, description: memoryNotice }
+/** The backend `REDIS_URL` (and `SG_REDIS_CLUSTER`) selects. */
+export const backend: Effect.Effect<Backend, ConfigError.ConfigError> = Effect.gen(function*() {
+  const url = yield* redisUrl
+  if (Option.isNone(url)) return { kind: "memory", mode: "memory", target: null, description: memoryNotice }
+  const parsed = RedisClient.target(Redacted.value(url.value), yield* RedisClient.clusterConfig)
+  if (Either.isLeft(parsed)) return yield* Effect.fail(ConfigError.InvalidData(["REDIS_URL"], parsed.left))
   const target = RedisClient.redactUrl(Redacted.value(url.value))
-  return { kind: "redis", target, description: `using the Redis store at ${target}` }
+  if (parsed.right._tag === "Cluster") {
+    const shards = yield* TraceStore.config.pipe(Effect.map((options) => options.indexShards))
+    return {
+      kind: "redis",
+      mode: "redis-cluster",
+      target,
+      description: `using the Redis Cluster store at ${target} (seed nodes; keys in ${shards} shards)`
+    }
+  }
+  return { kind: "redis", mode: "redis", target, description: `using the Redis store at ${target}` }
 })
 
 /** The one Redis connection of a process (layers are shared by reference within one build). */

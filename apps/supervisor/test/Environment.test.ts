@@ -46,6 +46,7 @@ describe("Environment", () => {
       })
       expect(yield* withEnv(env)(Environment.backend)).toEqual({
         kind: "memory",
+        mode: "memory",
         target: null,
         description: Environment.memoryNotice
       })
@@ -67,13 +68,27 @@ describe("Environment", () => {
       const selected = yield* withEnv({ REDIS_URL: "redis://:s3cret@cache.internal:6380/2" })(Environment.backend)
       expect(selected).toEqual({
         kind: "redis",
+        mode: "redis",
         target: "redis://:***@cache.internal:6380/2",
         description: "using the Redis store at redis://:***@cache.internal:6380/2"
       })
     }))
 
+  it.effect("describes a Redis Cluster's seed nodes, passwords masked, and its shards", () =>
+    Effect.gen(function*() {
+      const seeds = "redis://:s3cret@10.0.0.1:7000,redis://:s3cret@10.0.0.2:7001"
+      for (const env of [{ REDIS_URL: seeds, SG_REDIS_CLUSTER: "1" }, { REDIS_URL: "redis+cluster://10.0.0.1:7000" }]) {
+        const selected = yield* withEnv(env)(Environment.backend)
+        expect(selected).toMatchObject({ kind: "redis", mode: "redis-cluster" })
+        expect(selected.description).toMatch(/^using the Redis Cluster store at .* \(seed nodes; keys in 16 shards\)$/)
+        expect(selected.description).not.toContain("s3cret")
+      }
+    }))
+
   it.effect.each([
     [{ REDIS_URL: "localhost:6379" }, "REDIS_URL"],
+    [{ REDIS_URL: "redis://10.0.0.1:7000,redis://10.0.0.2:7001" }, "REDIS_URL"],
+    [{ REDIS_URL: "redis+cluster://10.0.0.1:7000", SG_INDEX_SHARDS: "0" }, "SG_INDEX_SHARDS"],
     [{ SG_LEASE_TTL: "soon" }, "SG_LEASE_TTL"],
     [{ SG_LEASE_TTL: "500 millis" }, "SG_LEASE_TTL"],
     [{ SG_SWEEP_INTERVAL: "0 minutes" }, "SG_SWEEP_INTERVAL"],

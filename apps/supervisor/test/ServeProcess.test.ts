@@ -1,6 +1,7 @@
 import { describe, expect, it, layer } from "@effect/vitest"
 import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
+import type { Redis } from "ioredis"
 import { Context, Effect, Layer, Option, type Scope } from "effect"
 import * as Http from "./utils/http.js"
 import { ended, outputs, pidOfToken, spawnSg, waitFor, waitUntil } from "./utils/processes.js"
@@ -29,7 +30,7 @@ const watchStates: Effect.Effect<(id: string) => ReadonlyArray<string>, never, R
   Effect.gen(function*() {
     const client = yield* RedisClient.RedisClient
     const monitor = yield* Effect.acquireRelease(
-      Effect.promise(() => client.client.monitor()),
+      Effect.promise(() => (client.client as Redis).monitor()),
       (monitor) => Effect.sync(() => monitor.disconnect())
     )
     const states = new Map<string, Array<string>>()

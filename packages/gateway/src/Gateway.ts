@@ -211,7 +211,10 @@ const opsLive = (readinessTimeout: Duration.Duration, metricsPublic: boolean) =>
             access,
             redis: address === undefined
               ? Effect.succeed(null)
-              : Effect.map(reachable, (reachable) => ({ reachable, target: address.target, prefix: address.prefix })),
+              : Effect.map(
+                Effect.zip(reachable, address.masters, { concurrent: true }),
+                ([reachable, masters]) => ({ reachable, target: address.target, prefix: address.prefix, masters })
+              ),
             watchdog: Option.match(watchdog, {
               onNone: () => Effect.succeed(null),
               onSome: (running) => running.status

@@ -58,7 +58,9 @@ export const RedisStatus = Schema.Struct({
   reachable: Schema.Boolean,
   /** The server's URL, password masked. */
   target: Schema.String,
-  prefix: Schema.String
+  prefix: Schema.String,
+  /** The masters the client sees (`host:port`): the one server, or every master of a Redis Cluster. */
+  masters: Schema.Array(Schema.String)
 })
 
 /**
@@ -75,7 +77,7 @@ export const AccessStatus = Schema.Struct({
 
 /** `GET /api/status`. */
 export const Status = Schema.Struct({
-  store: Schema.Literal("redis", "memory"),
+  store: Schema.Literal("redis", "redis-cluster", "memory"),
   access: AccessStatus,
   /** Null when no Redis is in use (the memory store). */
   redis: Schema.NullOr(RedisStatus),

@@ -5,31 +5,19 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Redis } from "ioredis"
+import { freePort, killServer, spawnServer } from "./internal/spawn.js"
 import * as RedisClient from "./RedisClient.js"
 
-/** No `redis-server` binary on PATH and no `REDIS_URL`. */
-export class RedisServerNotFound extends Schema.TaggedError<RedisServerNotFound>("@sg/redis/RedisServerNotFound")(
-  "RedisServerNotFound",
-  { message: Schema.String }
-) {}
+import { RedisServerFailed, type RedisServerNotFound } from "./internal/testErrors.js"
 
-/** `redis-server` would not start. */
-export class RedisServerFailed extends Schema.TaggedError<RedisServerFailed>("@sg/redis/RedisServerFailed")(
-  "RedisServerFailed",
-  { message: Schema.String }
-) {}
-
-/** The one line a test run prints when it has no Redis to use. */
-export const notFoundMessage =
-  "redis-server was not found on PATH: install it (sudo apt-get install -y redis-server) or set REDIS_URL to a Redis 7 the tests may use"
+/** `redis-server` is missing, or would not start; the line a test run prints without one. */
+export { notFoundMessage, RedisServerFailed, RedisServerNotFound } from "./internal/testErrors.js"
 
 /** A Redis server the tests may use. */
 export interface Service {
@@ -50,54 +38,6 @@ export interface Service {
 
 /** The test Redis server. */
 export class RedisTestServer extends Context.Tag("@sg/redis/RedisTestServer")<RedisTestServer, Service>() {}
-
-const freePort = Effect.async<number, RedisServerFailed>((resume) => {
-  const server = Net.createServer()
-  server.once("error", (error) => resume(Effect.fail(new RedisServerFailed({ message: `no free port: ${error.message}` }))))
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
-
-const spawnServer = (port: number, dir: string) =>
-  Effect.async<ChildProcess, RedisServerFailed | RedisServerNotFound>((resume) => {
-    const child = spawn(
-      "redis-server",
-      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
-      { stdio: ["ignore", "pipe", "pipe"] }
-    )
-    let output = ""
-    let settled = false
-    const settle = (effect: Effect.Effect<ChildProcess, RedisServerFailed | RedisServerNotFound>) => {
-      if (settled) return
-      settled = true
-      child.stdout?.removeAllListeners("data")
-      resume(effect)
-    }
-    child.once("error", (error: NodeJS.ErrnoException) =>
-      settle(
-        error.code === "ENOENT"
-          ? Effect.fail(new RedisServerNotFound({ message: notFoundMessage }))
-          : Effect.fail(new RedisServerFailed({ message: `redis-server: ${error.message}` }))
-      ))
-    child.once("exit", (code) =>
-      settle(Effect.fail(new RedisServerFailed({ message: `redis-server exited with ${code}: ${output.slice(-500)}` }))))
-    child.stdout?.on("data", (chunk: Buffer) => {
-      output += chunk.toString()
-      if (output.includes("Ready to accept connections")) settle(Effect.succeed(child))
-    })
-    child.stderr?.resume()
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
-
-const killServer = (child: ChildProcess) =>
-  Effect.async<void>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-    child.once("exit", () => resume(Effect.void))
-    child.kill("SIGKILL")
-  })
 
 const makeSpawned: Effect.Effect<Service, RedisServerFailed | RedisServerNotFound, Scope.Scope> = Effect.gen(function*() {
   const dir = yield* Effect.acquireRelease(

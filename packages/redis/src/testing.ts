@@ -3,3 +3,9 @@
  * for it: a private `redis-server` on a free port (or the one `REDIS_URL` names, under a key prefix of its own).
  */
 export * as RedisTestServer from "./RedisTestServer.js"
+
+/**
+ * A private Redis Cluster (three masters, three replicas) for tests of cluster mode, with helpers to kill a master
+ * and wait for its replica to take over.
+ */
+export * as RedisTestCluster from "./RedisTestCluster.js"

@@ -51,7 +51,7 @@ export { ExecutionRecordCorrupt, InvalidExecutionQuery } from "./ExecutionStoreE
 /** The store of execution records. */
 export interface Service {
   /** Which store this is. */
-  readonly backend: "redis" | "memory"
+  readonly backend: "redis" | "redis-cluster" | "memory"
   /**
    * Merges a record into the trace's (a run saved again replaces its earlier version), indexes it and trims the
    * indexes it touches of entries past retention.

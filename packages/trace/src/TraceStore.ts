@@ -14,6 +14,7 @@ import type * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as ExecutionStore from "./ExecutionStore.js"
 import * as Evictions from "./internal/evictions.js"
+import * as Layout from "./internal/layout.js"
 import { makeMemoryBackend, MemoryKeyspace } from "./internal/memoryBackend.js"
 import { makeService } from "./internal/service.js"
 import type { TraceId } from "./TraceId.js"
@@ -43,6 +44,12 @@ export interface Options {
    * the least recently written goes, counted in `recordsEvicted`. Redis ignores it.
    */
   readonly maxTraces: number
+  /**
+   * On a Redis Cluster, how many shards the active set and the execution indexes are split into, each under its own
+   * hash tag (`SG_INDEX_SHARDS`, 16; 1 to 1024). Fixed for a keyspace's life: a trace's keys are found by its shard.
+   * Ignored standalone and in memory.
+   */
+  readonly indexShards: number
 }
 
 /** The defaults DESIGN.md gives. TTLs are whole seconds in Redis: shorter ones are rounded up to a second. */
@@ -51,7 +58,8 @@ export const defaults: Options = {
   terminalTtl: Duration.hours(1),
   orphanThreshold: Duration.minutes(30),
   sweepBatchSize: 500,
-  maxTraces: Evictions.defaultMaxTraces
+  maxTraces: Evictions.defaultMaxTraces,
+  indexShards: Layout.defaultShards
 }
 
 /**
@@ -84,7 +92,8 @@ export const config: Config.Config<Options> = Config.all({
     Config.withDescription("age past which a trace in flight is orphaned")
   ),
   sweepBatchSize: Config.succeed(defaults.sweepBatchSize),
-  maxTraces: Config.succeed(defaults.maxTraces)
+  maxTraces: Config.succeed(defaults.maxTraces),
+  indexShards: Layout.shardsConfig
 })
 
 /** `config` and `SG_MEMORY_MAX_TRACES` (100,000), for the memory store. */
@@ -176,8 +185,8 @@ export interface Finished {
  * trace went terminal reopens it with a fresh `created_at`; writes of the earlier opening are then refused.
  */
 export interface Service {
-  /** Which backend this is, for `/api/status`. */
-  readonly backend: "redis" | "memory"
+  /** Which backend this is, for `/api/status`: one Redis, a Redis Cluster, or this process' memory. */
+  readonly backend: "redis" | "redis-cluster" | "memory"
   /** Where a Redis store keeps its keys (the URL with any password masked, and the key prefix); none in memory. */
   readonly address: Address | undefined
   /**
@@ -252,6 +261,11 @@ export interface Address {
   readonly target: string
   /** The prefix of every key (`sg`). */
   readonly prefix: string
+  /**
+   * The masters the client sees now (`host:port`): the one server standalone, every master of a Redis Cluster (the
+   * list changes with a failover).
+   */
+  readonly masters: Effect.Effect<ReadonlyArray<string>>
 }
 
 /** The trace lifecycle store. */

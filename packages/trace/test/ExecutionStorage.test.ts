@@ -1,10 +1,11 @@
 import { describe, expect, layer } from "@effect/vitest"
 import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
-import { ExecutionRecord, ExecutionStore } from "@sg/trace"
+import { ExecutionStore } from "@sg/trace"
 import { Clock, ConfigProvider, Duration, Effect, Exit, Layer, Option, TestClock } from "effect"
 import { makeMemoryExecutions } from "../src/internal/executionsMemory.js"
-import { keys, makeRedisExecutions } from "../src/internal/executionsRedis.js"
+import { makeRedisExecutions } from "../src/internal/executionsRedis.js"
+import { isolated, redisFactory } from "./utils/execRedisFactory.js"
 import { ExecStoreFactory, executionStoreConformance, freshId, recordAt } from "./utils/execStoreConformance.js"
 
 const memoryFactory = Layer.succeed(ExecStoreFactory, {
@@ -15,47 +16,12 @@ const memoryFactory = Layer.succeed(ExecStoreFactory, {
     })
 })
 
-interface RawIndex {
-  readonly score: number
-  readonly status: ExecutionRecord.Status
-  readonly agents: ReadonlyArray<string>
-}
-
-let prefixes = 0
-/** The test server's client under a prefix of its own, so each test starts from an empty keyspace. */
-const isolated = (redis: RedisClient.Service): RedisClient.Service => {
-  const prefix = `${redis.prefix}:t${process.pid}x${++prefixes}`
-  return { ...redis, prefix, key: (...parts) => [prefix, ...parts].join(":") }
-}
-
-const redisFactory = Layer.effect(
-  ExecStoreFactory,
-  Effect.map(RedisClient.RedisClient, (shared) => ({
-    fresh: (ttl: Duration.DurationInput, caps?: { readonly maxRuns: number; readonly maxBytes: number }) =>
-      Effect.sync(() => {
-        const redis = isolated(shared)
-        const k = keys(redis)
-        const ttlMs = Duration.toMillis(ttl)
-        return {
-          store: makeRedisExecutions(redis, { ttl, ...caps }),
-          ttl: Duration.decode(ttl),
-          passTime: (d: Duration.DurationInput) => Effect.sleep(d),
-          putRaw: (id: string, raw: string, index: RawIndex) =>
-            redis.multi("putRaw", (m) => {
-              m.set(k.record(id), raw, "PX", ttlMs)
-              m.zadd(k.index, index.score, id).zadd(k.status(index.status), index.score, id)
-              for (const agent of index.agents) m.zadd(k.agent(agent), index.score, id)
-              return m
-            }).pipe(Effect.orDie, Effect.asVoid)
-        }
-      })
-  }))
-).pipe(Layer.provideMerge(RedisTestServer.layerWithClient))
+const redisStores = redisFactory.pipe(Layer.provideMerge(RedisTestServer.layerWithClient))
 
 describe("ExecutionStore", () => {
   layer(memoryFactory)("memory, under TestClock", (it) => executionStoreConformance(it))
 
-  layer(redisFactory, { excludeTestServices: true })("Redis, against a real redis-server", (it) => {
+  layer(redisStores, { excludeTestServices: true })("Redis, against a real redis-server", (it) => {
     executionStoreConformance(it)
 
     it.effect("keeps DESIGN's layout: a hash at sg:exec:<id> (a field a run) with the TTL, indexes by start ms", () =>

@@ -4,6 +4,7 @@ import { RedisTestServer } from "@sg/redis/testing"
 import { Effect, Layer } from "effect"
 import type { Backend } from "../src/internal/backend.js"
 import { makeMemoryBackend, MemoryKeyspace } from "../src/internal/memoryBackend.js"
+import { standalone } from "../src/internal/layout.js"
 import { makeRedisBackend } from "../src/internal/redisBackend.js"
 import { nextTraceId } from "./utils/ids.js"
 import { isolatedClient } from "./utils/StoreKit.js"
@@ -40,6 +41,6 @@ describe("the annotate step never writes a reserved name", () => {
   it.effect("memory", () => scenario(Effect.sync(() => makeMemoryBackend(new MemoryKeyspace()))))
 
   it.layer(Layer.provideMerge(isolatedClient, RedisTestServer.layer))("redis", (it) => {
-    it.effect("redis", () => scenario(Effect.map(RedisClient.RedisClient, makeRedisBackend)))
+    it.effect("redis", () => scenario(Effect.map(RedisClient.RedisClient, (redis) => makeRedisBackend(redis, standalone(redis.prefix)))))
   })
 })

@@ -202,7 +202,7 @@ const announce = (tracked: Tracked, grace: Duration.Duration, bound: Environment
     const limit = yield* Effect.serviceOption(RateLimit.RequestLimit)
     const selected = yield* Environment.backend
     const model = yield* Provider.config
-    const store = selected.kind === "redis" ? `redis at ${selected.target}` : "memory (this process only)"
+    const store = selected.kind === "redis" ? `${selected.mode} at ${selected.target}` : "memory (this process only)"
     const breakers = (yield* Environment.breakerMode) === "shared" ? "shared through Redis" : "this process only"
     if (bound.warning !== undefined) yield* Effect.logWarning(bound.warning)
     const access = describeAccess(keys, bound, Option.getOrNull(Option.map(limit, (l) => l.limit.text)), metricsPublic)

@@ -1,6 +1,7 @@
 /**
  * Leases in Redis: `<prefix>:lease:<name>` holds the holder's token with a PX TTL, `<prefix>:lease:<name>:epoch`
- * the fencing counter (no TTL). Acquire, renew and release are Lua scripts, each one atomic step. The one module of
+ * the fencing counter (no TTL); on a Redis Cluster, `<prefix>:lease:{<name>}` and `<prefix>:lease:{<name>}:epoch`
+ * (one slot per lease). Acquire, renew and release are Lua scripts, each one atomic step. The one module of
  * `@sg/leader` that needs `@sg/redis` (and ioredis): import it by path.
  */
 import { type RedisError, RedisClient, RedisScript } from "@sg/redis"
@@ -71,10 +72,13 @@ return 0
 
 const Epoch = Schema.NullOr(Schema.NumberFromString)
 
-/** The lease's two keys under the client's prefix. */
+/**
+ * The lease's two keys under the client's prefix: `<prefix>:lease:<name>` and `<prefix>:lease:<name>:epoch`; on a
+ * Redis Cluster the name is their hash tag (`<prefix>:lease:{<name>}`), so both share one slot, each lease its own.
+ */
 export const keys = (redis: RedisClient.Service, name: string) => ({
-  lease: redis.key("lease", name),
-  epoch: redis.key("lease", name, "epoch")
+  lease: redis.key("lease", redis.tag(name)),
+  epoch: redis.key("lease", redis.tag(name), "epoch")
 })
 
 const storeError = (error: RedisError) => new LeaseStoreError({ message: error.message, cause: error })

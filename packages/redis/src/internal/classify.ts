@@ -3,6 +3,9 @@ import { RedisCommandError, type RedisError, RedisUnavailable } from "../RedisEr
 // Replies that mean "the server cannot serve you right now", not "your command is wrong".
 const unavailableReplies = /^(LOADING|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|BUSY)\b/
 
+// ioredis' own refusal of a cluster pipeline or transaction whose keys span slots: a bug, not an outage.
+const sameSlot = /should belong to the same slot|CROSSSLOT/
+
 const messageOf = (error: unknown): string =>
   error instanceof Error ? error.message : typeof error === "string" ? error : String(error)
 
@@ -10,7 +13,7 @@ const messageOf = (error: unknown): string =>
 export const classify = (command: string, error: unknown, target: string): RedisError => {
   const message = messageOf(error)
   const name = error instanceof Error ? error.name : ""
-  if (name === "ReplyError" && !unavailableReplies.test(message)) {
+  if ((name === "ReplyError" && !unavailableReplies.test(message)) || sameSlot.test(message)) {
     return new RedisCommandError({ command, message: `Redis rejected ${command}: ${message}`, cause: error })
   }
   return new RedisUnavailable({
@@ -20,8 +23,7 @@ export const classify = (command: string, error: unknown, target: string): Redis
   })
 }
 
-/** The URL with any password replaced, fit for logs. */
-export const redactUrl = (url: string): string => {
+const redactOne = (url: string): string => {
   try {
     const parsed = new URL(url)
     if (parsed.password !== "") parsed.password = "***"
@@ -30,3 +32,7 @@ export const redactUrl = (url: string): string => {
     return "<unparseable REDIS_URL>"
   }
 }
+
+/** The URL (or comma-separated URLs of a cluster's seed nodes) with any password replaced, fit for logs. */
+export const redactUrl = (url: string): string =>
+  url.includes(",") ? url.split(",").map((part) => redactOne(part.trim())).join(",") : redactOne(url)

@@ -439,7 +439,7 @@ export const makeStore = (options?: StoreOptions): Effect.Effect<Store, never, R
     const attempted = () => Deferred.unsafeDone(firstAttempt, Effect.void)
     const subscriber = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const subscriber = commands.duplicate({ lazyConnect: true })
+        const subscriber = redis.duplicate()
         let subscribed = false
         const subscribe = () =>
           subscriber.subscribe(channel).then(() => {

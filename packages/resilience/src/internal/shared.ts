@@ -210,6 +210,13 @@ export const make = (
     /** Takes a snapshot unless the mirror is newer; while shared, announces what changed. */
     const apply = (entry: Entry, snapshot: Snapshot, receivedAt: number): Effect.Effect<void> | undefined => {
       if (snapshot.version < entry.mirror.version) return undefined
+      // A second copy of the change the mirror holds (the feed's, after the script's reply) came later than the first:
+      // its deadlines would be late by the delivery delay, so the first stands.
+      const mirror = entry.mirror
+      if (
+        snapshot.version === mirror.version && snapshot.generation === mirror.generation &&
+        snapshot.state === mirror.state && mirror.version > 0
+      ) return undefined
       entry.mirror = mirrorOf(snapshot, receivedAt)
       if (entry.mode !== "shared") return undefined
       const at = snapshot.changedAt === 0 ? receivedAt : snapshot.changedAt

@@ -57,11 +57,27 @@ export type DecideResult =
   | { readonly _tag: "ok"; readonly decisions: ReadonlyArray<number> }
   | { readonly _tag: "lease_lost"; readonly holder: string | null; readonly epoch: string | null }
 
+/** What raising a shard's fence before sweeping it found: raised (or already there), or a newer leader's epoch. */
+export type FenceResult = { readonly _tag: "ok" } | { readonly _tag: "lease_lost"; readonly epoch: string | null }
+
 /** The storage steps of a TraceStore. Ids are plain strings: the active set may hold ids another writer put there. */
 export interface Backend {
-  readonly kind: "redis" | "memory"
-  /** Where Redis keeps the keys; none in memory. */
-  readonly address: { readonly target: string; readonly prefix: string } | undefined
+  readonly kind: "redis" | "redis-cluster" | "memory"
+  /** Where Redis keeps the keys, and the masters it sees; none in memory. */
+  readonly address:
+    | {
+      readonly target: string
+      readonly prefix: string
+      readonly masters: Effect.Effect<ReadonlyArray<string>>
+    }
+    | undefined
+  /** How many shards the active set is split into (1 but on a cluster); a sweep walks them one after another. */
+  readonly shards: number
+  /**
+   * Before a fenced sweep walks shard `shard`: raises the shard's fence to the lease's epoch, or finds a newer
+   * leader's above it. Where the decision step checks the lease itself (one shard), nothing to do.
+   */
+  readonly raiseFence: (shard: number, fence: Lease.Service) => Effect.Effect<FenceResult, TraceStoreFailure>
   /** Atomically opens, joins or reopens the trace (see `scripts.create`): state, metadata pairs, TTL, active set. */
   readonly create: (
     id: string,
@@ -102,20 +118,26 @@ export interface Backend {
   /** PTTL; `undefined` when the hash is gone or has no TTL. */
   readonly ttlMillis: (id: string) => Effect.Effect<number | undefined, TraceStoreFailure>
   readonly isActive: (id: string) => Effect.Effect<boolean, TraceStoreFailure>
+  /** The size of the active set, every shard's. */
   readonly activeCount: Effect.Effect<number, TraceStoreFailure>
   /** One round trip that succeeds only while the store answers (PING). */
   readonly ping: Effect.Effect<void, TraceStoreFailure>
   /**
-   * Starts a walk of the active set (SSCAN, `batchSize` its COUNT); the effect it returns reads the next batch in one
-   * round trip, each id with its `state`, `created_at` and `updated_at`, and yields `undefined` once it is over.
+   * Starts a walk of one shard of the active set (SSCAN, `batchSize` its COUNT); the effect it returns reads the next
+   * batch (one or two round trips), each id with its `state`, `created_at` and `updated_at`, and yields `undefined`
+   * once it is over.
    */
-  readonly walk: (batchSize: number) => Effect.Effect<Effect.Effect<ReadonlyArray<Row> | undefined, TraceStoreFailure>>
+  readonly walk: (
+    shard: number,
+    batchSize: number
+  ) => Effect.Effect<Effect.Effect<ReadonlyArray<Row> | undefined, TraceStoreFailure>>
   /**
-   * One atomic step over the candidates: check the fence (if any), then per candidate re-read and decide: hash gone
+   * One atomic step over candidates of one shard: check the fence (if any), then per candidate re-read and decide: hash gone
    * → SREM; still terminal → SREM; still in flight and its activity unchanged → ERRORED, `error` orphaned,
    * updated_at, EXPIRE, SREM.
    */
   readonly decide: (
+    shard: number,
     candidates: ReadonlyArray<Candidate>,
     now: string,
     terminalTtlSeconds: number,

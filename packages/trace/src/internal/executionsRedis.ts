@@ -5,7 +5,9 @@
  * status entry, and trims every index it touches of entries older than the retention; listing reads the chosen
  * index newest first, skips entries whose record has expired, and pages by (score, id) so new records never shift a
  * page. A record an earlier version stored as one JSON string is read as it is, and merged into the hash form the
- * first time the trace is saved again.
+ * first time the trace is saved again. On a Redis Cluster (`layout.ts`) the record and its index entries live in the
+ * shard of its trace, under the shard's hash tag, and a listing merges the shards' indexes newest first: the cursor
+ * is the same (score, id), so it holds across pages whatever shard each entry came from.
  */
 import type { RedisClient } from "@sg/redis"
 import * as Clock from "effect/Clock"
@@ -13,43 +15,44 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { agentsOf, type ExecutionRecord, type ExecutionSummary, type Status, summarize } from "../ExecutionRecord.js"
+import { agentsOf, type ExecutionRecord, type ExecutionSummary, summarize } from "../ExecutionRecord.js"
 import type { Options, Service } from "../ExecutionStore.js"
 import { ExecutionRecordCorrupt } from "../ExecutionStoreError.js"
 import type { TraceStoreFailure } from "../TraceStoreError.js"
-import { encodeCursor, fromJson, isAfter, logOtherTenant, planOf, validate } from "./execQuery.js"
+import { encodeCursor, fromJson, isAfter, logOtherTenant, newestFirst, planOf, validate } from "./execQuery.js"
 import { assemble, defaultMaxBytes, defaultMaxRuns, type Parts, toParts } from "./execLayout.js"
 import * as Scripts from "./execScripts.js"
+import { defaultShards, type Layout, layoutFor } from "./layout.js"
 import { type StoreRedis, storeRedis } from "./storeFailure.js"
 
-/** The keys of the layout. */
-export const keys = (redis: Pick<RedisClient.Service, "key">) => ({
-  record: (id: string) => redis.key("exec", id),
-  index: redis.key("exec", "index"),
-  status: (status: Status) => redis.key("exec", "index", "status", status),
-  agent: (agent: string) => redis.key("exec", "index", "agent", agent),
-  tenant: (tenant: string) => redis.key("exec", "index", "tenant", tenant)
-})
-
-/** The Redis execution store. */
-export const makeRedisExecutions = (client: RedisClient.Service, options: Options): Service => {
+/**
+ * The Redis execution store, in `layout`'s keyspace (by default the client's: standalone, or 16 shards on a
+ * cluster).
+ */
+export const makeRedisExecutions = (
+  client: RedisClient.Service,
+  options: Options,
+  layout: Layout = layoutFor(client, defaultShards)
+): Service => {
   const redis: StoreRedis = storeRedis(client)
   const ttlMs = Math.max(1000, Math.round(Duration.toMillis(options.ttl)))
   const maxRuns = options.maxRuns ?? defaultMaxRuns
   const maxBytes = options.maxBytes ?? defaultMaxBytes
-  const k = keys(redis)
+  const k = layout
+  const shards = Array.from({ length: layout.shards }, (_, shard) => shard)
 
-  const write = (parts: Parts, now: number, legacy: string) =>
-    redis.eval(
+  const write = (parts: Parts, now: number, legacy: string) => {
+    const shard = k.shardOf(parts.id)
+    return redis.eval(
       Scripts.save,
       [
         k.record(parts.id),
-        k.index,
-        k.status("success"),
-        k.status("timeout"),
-        k.status("error"),
-        ...(parts.tenant !== undefined ? [k.tenant(parts.tenant)] : []),
-        ...parts.agents.map(k.agent)
+        k.index(shard),
+        k.status(shard, "success"),
+        k.status(shard, "timeout"),
+        k.status(shard, "error"),
+        ...(parts.tenant !== undefined ? [k.tenant(shard, parts.tenant)] : []),
+        ...parts.agents.map((agent) => k.agent(shard, agent))
       ],
       [
         parts.id,
@@ -76,6 +79,7 @@ export const makeRedisExecutions = (client: RedisClient.Service, options: Option
         ...parts.runs.flat()
       ]
     )
+  }
 
   const partsOf = (record: ExecutionRecord) => Either.match(toParts(record, agentsOf(record)), {
     onLeft: Effect.fail,
@@ -125,41 +129,70 @@ export const makeRedisExecutions = (client: RedisClient.Service, options: Option
       const query = yield* validate(options)
       const now = yield* Clock.currentTimeMillis
       const plan = planOf(query)
-      const index = plan.index === "agent"
-        ? k.agent(query.agent!)
-        : plan.index === "tenant"
-        ? k.tenant(query.tenant!)
-        : plan.index === "status"
-        ? k.status(query.status!)
-        : k.index
+      const indexOf = (shard: number) =>
+        plan.index === "agent"
+          ? k.agent(shard, query.agent!)
+          : plan.index === "tenant"
+          ? k.tenant(shard, query.tenant!)
+          : plan.index === "status"
+          ? k.status(shard, query.status!)
+          : k.index(shard)
       const max = query.cursor === undefined ? "+inf" : String(query.cursor.score)
       const min = `(${now - ttlMs}`
       const batch = Math.max(50, query.limit + 1)
-      const items: Array<{ readonly summary: ExecutionSummary; readonly score: number; readonly id: string }> = []
-      for (let offset = 0; items.length <= query.limit; offset += batch) {
-        const flat = yield* redis.use("listExecutions", (client) =>
-          client.zrevrangebyscore(index, max, min, "WITHSCORES", "LIMIT", offset, batch))
-        const entries: Array<{ readonly id: string; readonly score: number }> = []
-        for (let i = 0; i + 1 < flat.length; i += 2) {
-          const id = flat[i]!
-          const score = Number(flat[i + 1])
-          if (isAfter(query.cursor, score, id)) entries.push({ id, score })
-        }
-        if (entries.length > 0) {
-          // Sent at once: ioredis writes them back to back on the connection, one round trip for the batch.
-          const values = yield* Effect.forEach(entries, (e) => read(e.id), { concurrency: "unbounded" })
-          for (let i = 0; i < entries.length && items.length <= query.limit; i++) {
-            const decoded = values[i]
-            if (decoded === undefined) continue
-            if (Either.isLeft(decoded)) {
-              yield* Effect.logWarning(decoded.left.message).pipe(Effect.annotateLogs({ trace_id: entries[i]!.id }))
-              continue
+      // Per shard, what has been read of its index past the cursor and not yet merged, and where to read on.
+      const sources = shards.map((shard) => ({
+        index: indexOf(shard),
+        offset: 0,
+        done: false,
+        buffer: [] as Array<{ readonly id: string; readonly score: number }>
+      }))
+      const refill = (source: typeof sources[number]) =>
+        Effect.map(
+          redis.use("listExecutions", (client) =>
+            client.zrevrangebyscore(source.index, max, min, "WITHSCORES", "LIMIT", source.offset, batch)),
+          (flat) => {
+            source.offset += batch
+            if (flat.length < batch * 2) source.done = true
+            for (let i = 0; i + 1 < flat.length; i += 2) {
+              const id = flat[i]!
+              const score = Number(flat[i + 1])
+              if (isAfter(query.cursor, score, id)) source.buffer.push({ id, score })
             }
-            if (!plan.passes(decoded.right)) continue
-            items.push({ summary: summarize(decoded.right), ...entries[i]! })
           }
+        )
+      const items: Array<{ readonly summary: ExecutionSummary; readonly score: number; readonly id: string }> = []
+      while (items.length <= query.limit) {
+        // Every shard that may still hold the next entry has some buffered (read in one round trip, concurrently).
+        yield* Effect.forEach(sources.filter((source) => source.buffer.length === 0 && !source.done), refill, {
+          concurrency: "unbounded",
+          discard: true
+        })
+        const entries: Array<{ readonly id: string; readonly score: number }> = []
+        // The next `batch` entries newest first across the shards; stop where a shard's buffer ran out unread.
+        while (entries.length < batch) {
+          let best: typeof sources[number] | undefined
+          for (const source of sources) {
+            const head = source.buffer[0]
+            if (head !== undefined && (best === undefined || newestFirst(head, best.buffer[0]!) < 0)) best = source
+          }
+          if (best === undefined) break
+          entries.push(best.buffer.shift()!)
+          if (best.buffer.length === 0 && !best.done) break
         }
-        if (flat.length < batch * 2) break
+        if (entries.length === 0) break
+        // Sent at once: ioredis writes them back to back, one round trip per node for the batch.
+        const values = yield* Effect.forEach(entries, (e) => read(e.id), { concurrency: "unbounded" })
+        for (let i = 0; i < entries.length && items.length <= query.limit; i++) {
+          const decoded = values[i]
+          if (decoded === undefined) continue
+          if (Either.isLeft(decoded)) {
+            yield* Effect.logWarning(decoded.left.message).pipe(Effect.annotateLogs({ trace_id: entries[i]!.id }))
+            continue
+          }
+          if (!plan.passes(decoded.right)) continue
+          items.push({ summary: summarize(decoded.right), ...entries[i]! })
+        }
       }
       const page = items.slice(0, query.limit)
       const last = page[page.length - 1]
@@ -169,5 +202,5 @@ export const makeRedisExecutions = (client: RedisClient.Service, options: Option
       }
     })
 
-  return { backend: "redis", save, get, list }
+  return { backend: layout.mode, save, get, list }
 }

@@ -175,7 +175,9 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
     }),
     isActive: (id) => Effect.sync(() => keyspace.active.has(id)),
     activeCount: Effect.sync(() => keyspace.active.size),
-    walk: (batchSize) =>
+    shards: 1,
+    raiseFence: () => Effect.succeed({ _tag: "ok" }),
+    walk: (_shard, batchSize) =>
       Effect.sync(() => {
         // A snapshot, as SSCAN promises every member present for the whole walk and nothing about later ones.
         const ids = Array.from(keyspace.active)
@@ -195,7 +197,7 @@ export const makeMemoryBackend = (keyspace: MemoryKeyspace): Backend => {
           })
         })
       }),
-    decide: (candidates, at, terminalTtlSeconds, fence) =>
+    decide: (_shard, candidates, at, terminalTtlSeconds, fence) =>
       Effect.flatMap(fence === undefined ? Effect.succeed(true) : fence.stillHeld, (held) =>
         held
           ? atNow((now): DecideResult => ({

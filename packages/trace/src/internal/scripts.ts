@@ -155,6 +155,38 @@ return rows
   reply: Schema.Array(Schema.NullOr(Schema.String))
 })
 
+// One candidate of a sweep, re-read and decided (see `sweepDecide`): returns the decision and writes what it says.
+const decideOne = terminal + `
+local function decide(key, active, id, kind, seen, now, ttl)
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('SREM', active, id)
+    return 1
+  elseif kind == 'g' then
+    if not redis.call('HGET', key, 'created_at') then return 3 end
+  elseif kind == 't' then
+    if terminal(redis.call('HGET', key, 'state')) then
+      redis.call('SREM', active, id)
+      return 4
+    end
+  else
+    local f = redis.call('HMGET', key, 'state', 'updated_at', 'created_at')
+    if not terminal(f[1]) and (f[2] or f[3]) == seen then
+      forget(key)
+      redis.call('HSET', key, 'state', 'ERRORED', 'error', 'orphaned', 'updated_at', now, 'in_flight', 0)
+      redis.call('EXPIRE', key, ttl)
+      redis.call('SREM', active, id)
+      return 2
+    end
+  end
+  return 0
+end
+`
+
+const decideReply = Schema.Union(
+  Schema.Tuple([Schema.Literal("ok")], Schema.Number),
+  Schema.Tuple(Schema.Literal("lease_lost"), Schema.NullOr(Schema.String), Schema.NullOr(Schema.String))
+)
+
 /**
  * KEYS: active set, lease key, lease epoch key. ARGV: "1" when fenced, lease token, lease epoch, now, terminal TTL,
  * then per candidate its hash key, its id, what the batch read saw (`g` gone, `t` terminal, `o` idle past the
@@ -163,11 +195,12 @@ return rows
  * hash gone → SREM (1); gone at read but back now without created_at → unreadable (3); still terminal → SREM,
  * the hash left alone (4); still in flight with the same activity timestamp → ERRORED, error orphaned, updated_at,
  * in_flight 0, tokens of requests in flight cleared, EXPIRE, SREM (2); anything else → left alone (0).
+ * The standalone keyspace's script (a Python writer's keys need no hash tags).
  */
 export const sweepDecide = RedisScript.make({
   name: "sgTraceSweepDecide",
   numberOfKeys: 3,
-  lua: terminal + `
+  lua: decideOne + `
 if ARGV[1] == '1' then
   local holder = redis.call('GET', KEYS[2])
   local epoch = redis.call('GET', KEYS[3])
@@ -175,36 +208,76 @@ if ARGV[1] == '1' then
 end
 local decisions = {'ok'}
 for i = 6, #ARGV, 4 do
-  local key, id, kind, seen = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local decision = 0
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('SREM', KEYS[1], id)
-    decision = 1
-  elseif kind == 'g' then
-    if not redis.call('HGET', key, 'created_at') then decision = 3 end
-  elseif kind == 't' then
-    if terminal(redis.call('HGET', key, 'state')) then
-      redis.call('SREM', KEYS[1], id)
-      decision = 4
-    end
-  else
-    local f = redis.call('HMGET', key, 'state', 'updated_at', 'created_at')
-    if not terminal(f[1]) and (f[2] or f[3]) == seen then
-      forget(key)
-      redis.call('HSET', key, 'state', 'ERRORED', 'error', 'orphaned', 'updated_at', ARGV[4], 'in_flight', 0)
-      redis.call('EXPIRE', key, ARGV[5])
-      redis.call('SREM', KEYS[1], id)
-      decision = 2
-    end
-  end
-  decisions[#decisions + 1] = decision
+  decisions[#decisions + 1] = decide(ARGV[i], KEYS[1], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[4], ARGV[5])
 end
 return decisions
 `,
-  reply: Schema.Union(
-    Schema.Tuple([Schema.Literal("ok")], Schema.Number),
-    Schema.Tuple(Schema.Literal("lease_lost"), Schema.NullOr(Schema.String), Schema.NullOr(Schema.String))
-  )
+  reply: decideReply
+})
+
+/**
+ * The cluster keyspace's `sweepDecide`, every key declared: KEYS: the shard's active set, its fence, then each
+ * candidate's hash key (all in the shard's slot). ARGV: "1" when fenced, the lease epoch, now, terminal TTL, then per
+ * candidate its id, what the read saw and the activity timestamp seen (as `sweepDecide`). Fenced, a fence above the
+ * epoch (a newer leader swept this shard) writes nothing (`lease_lost`, nil, the fence); one below it is raised
+ * first. Then each candidate is decided as `sweepDecide` does.
+ */
+export const sweepDecideSharded = RedisScript.make({
+  name: "sgTraceSweepDecideSharded",
+  numberOfKeys: "variable",
+  lua: decideOne + `
+if ARGV[1] == '1' then
+  local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local epoch = tonumber(ARGV[2])
+  if fence > epoch then return {'lease_lost', false, string.format('%d', fence)} end
+  if fence < epoch then redis.call('SET', KEYS[2], ARGV[2]) end
+end
+local decisions = {'ok'}
+for i = 3, #KEYS do
+  local a = 5 + (i - 3) * 3
+  decisions[#decisions + 1] = decide(KEYS[i], KEYS[1], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[3], ARGV[4])
+end
+return decisions
+`,
+  reply: decideReply
+})
+
+/**
+ * KEYS: a shard's fence. ARGV: the leader's epoch. Raises the fence to the epoch (`ok`), or, when it is above it
+ * already (a newer leader has swept), leaves it (`lease_lost`, the fence). A leader raises every shard's fence
+ * before its sweep writes anything, so from then on no older leader's sweep writes anywhere.
+ */
+export const raiseFence = RedisScript.make({
+  name: "sgTraceRaiseFence",
+  numberOfKeys: 1,
+  lua: `
+local fence = tonumber(redis.call('GET', KEYS[1]) or '0')
+local epoch = tonumber(ARGV[1])
+if fence > epoch then return {'lease_lost', string.format('%d', fence)} end
+if fence < epoch then redis.call('SET', KEYS[1], ARGV[1]) end
+return {'ok', ARGV[1]}
+`,
+  reply: Schema.Tuple(Schema.Literal("ok", "lease_lost"), Schema.String)
+})
+
+/**
+ * KEYS: trace hashes (of one shard, on a cluster). Each one's `state`, `created_at` and `updated_at` (nil when
+ * absent), three per key, in order: the batch read of a cluster sweep after its SSCAN step.
+ */
+export const sweepRows = RedisScript.make({
+  name: "sgTraceSweepRows",
+  numberOfKeys: "variable",
+  lua: `
+local rows = {}
+for _, key in ipairs(KEYS) do
+  local fields = redis.call('HMGET', key, 'state', 'created_at', 'updated_at')
+  rows[#rows + 1] = fields[1]
+  rows[#rows + 1] = fields[2]
+  rows[#rows + 1] = fields[3]
+end
+return rows
+`,
+  reply: Schema.Array(Schema.NullOr(Schema.String))
 })
 
 /**

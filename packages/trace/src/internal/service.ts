@@ -292,19 +292,20 @@ export const makeService = (backend: Backend, options: Options): Service => {
     const started = yield* Clock.currentTimeMillis
     const report = { scanned: 0, removed_missing: 0, removed_terminal: 0, orphaned: 0, skipped_unreadable: 0 }
 
-    const decide = (candidates: ReadonlyArray<Candidate>) =>
+    const leaseLost = (holder: string | null, epoch: string | null) =>
+      new LeaseLost({
+        lease: fence!.name,
+        epoch: fence!.epoch,
+        message: `lease ${fence!.name} is no longer held by this sweep at epoch ${fence!.epoch} (holder: ${
+          holder ?? "none"
+        }, epoch: ${epoch ?? "none"}): the sweep stopped and wrote nothing more`
+      })
+
+    const decide = (shard: number, candidates: ReadonlyArray<Candidate>) =>
       Effect.gen(function*() {
         if (candidates.length === 0) return
-        const result = yield* backend.decide(candidates, yield* now, terminalTtl, fence)
-        if (result._tag === "lease_lost") {
-          return yield* new LeaseLost({
-            lease: fence!.name,
-            epoch: fence!.epoch,
-            message: `lease ${fence!.name} is no longer held by this sweep at epoch ${fence!.epoch} (holder: ${
-              result.holder ?? "none"
-            }, epoch: ${result.epoch ?? "none"}): the sweep stopped and wrote nothing more`
-          })
-        }
+        const result = yield* backend.decide(shard, candidates, yield* now, terminalTtl, fence)
+        if (result._tag === "lease_lost") return yield* leaseLost(result.holder, result.epoch)
         for (let i = 0; i < candidates.length; i++) {
           const decision = result.decisions[i]
           if (decision === Decision.removedMissing) report.removed_missing++
@@ -319,16 +320,26 @@ export const makeService = (backend: Backend, options: Options): Service => {
         }
       })
 
-    const next = yield* backend.walk(batchSize)
-    let rows = yield* next
-    while (rows !== undefined) {
-      report.scanned += rows.length
-      const { candidates, unreadable } = plan(rows, yield* Clock.currentTimeMillis, threshold)
-      report.skipped_unreadable += unreadable
-      if (Option.isSome(hooks) && rows.length > 0) yield* hooks.value.afterRead(rows.map((row) => row.id))
-      // The next batch is read while this one is decided: Redis runs one command at a time either way, and the
-      // round trips and this side's work overlap. Every decision re-reads what it acts on, so this is safe.
-      rows = (yield* Effect.zip(decide(candidates), next, { concurrent: true }))[1]
+    // Shard by shard (one standalone). On a cluster, before a shard is walked its fence is raised to this epoch (the
+    // lease lives in another slot, so no script can check it with the shard's keys): from then on an older leader's
+    // sweep writes nothing in that shard, and a fence above this epoch (a newer leader's) stops this sweep.
+    for (let shard = 0; shard < backend.shards; shard++) {
+      if (fence !== undefined) {
+        if (shard > 0 && !(yield* fence.stillHeld)) return yield* leaseLost(null, null)
+        const raised = yield* backend.raiseFence(shard, fence)
+        if (raised._tag === "lease_lost") return yield* leaseLost(null, raised.epoch)
+      }
+      const next = yield* backend.walk(shard, batchSize)
+      let rows = yield* next
+      while (rows !== undefined) {
+        report.scanned += rows.length
+        const { candidates, unreadable } = plan(rows, yield* Clock.currentTimeMillis, threshold)
+        report.skipped_unreadable += unreadable
+        if (Option.isSome(hooks) && rows.length > 0) yield* hooks.value.afterRead(rows.map((row) => row.id))
+        // The next batch is read while this one is decided: Redis runs one command at a time either way, and the
+        // round trips and this side's work overlap. Every decision re-reads what it acts on, so this is safe.
+        rows = (yield* Effect.zip(decide(shard, candidates), next, { concurrent: true }))[1]
+      }
     }
     const ended = yield* Clock.currentTimeMillis
     return { ...report, duration_ms: ended - started } satisfies SweepReport

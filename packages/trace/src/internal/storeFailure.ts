@@ -4,7 +4,6 @@
  */
 import type { RedisClient, RedisScript } from "@sg/redis"
 import type { RedisError } from "@sg/redis/RedisError"
-import type { Redis } from "ioredis"
 import * as Effect from "effect/Effect"
 import { TraceStoreCommandError, type TraceStoreFailure, TraceStoreUnavailable } from "../TraceStoreError.js"
 
@@ -21,7 +20,7 @@ export const fromRedis = <A, R>(self: Effect.Effect<A, RedisError, R>): Effect.E
 /** The calls of a `RedisClient` the stores make, failing with the store's errors. */
 export interface StoreRedis {
   readonly key: RedisClient.Service["key"]
-  readonly use: <A>(command: string, f: (client: Redis) => Promise<A>) => Effect.Effect<A, TraceStoreFailure>
+  readonly use: <A>(command: string, f: (client: RedisClient.Connection) => Promise<A>) => Effect.Effect<A, TraceStoreFailure>
   readonly eval: <A, I>(
     script: RedisScript.RedisScript<A, I>,
     keys: ReadonlyArray<string>,

@@ -7,6 +7,7 @@ import type { Lease } from "@sg/leader"
 import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { Clock, Context, Effect, Layer, Ref } from "effect"
+import { layoutFor } from "../../src/internal/layout.js"
 import { makeMemoryBackend, MemoryKeyspace } from "../../src/internal/memoryBackend.js"
 import { makeService } from "../../src/internal/service.js"
 import * as TraceStore from "../../src/TraceStore.js"
@@ -21,7 +22,7 @@ export interface TestLease {
 
 /** Raw keyspace access for the conformance suite. */
 export class StoreKit extends Context.Tag("@sg/trace/test/StoreKit")<StoreKit, {
-  readonly name: "redis" | "memory"
+  readonly name: "redis" | "redis-cluster" | "memory"
   /** HSETs raw fields into an id's hash (as the Python service would), and SADDs the id unless `active` is false. */
   readonly writeRaw: (
     id: string,
@@ -76,27 +77,36 @@ export const isolatedClient: Layer.Layer<RedisClient.RedisClient, never, RedisTe
       RedisTestServer.layerClient({ prefix: `${server.prefix}:t${++prefixes}` }))
   )
 
+/** The test client under a prefix of its own: a fresh keyspace on a shared connection (a cluster's, say). */
+export const isolate = (redis: RedisClient.Service): RedisClient.Service => {
+  const prefix = `${redis.prefix}:t${process.pid}k${++prefixes}`
+  return { ...redis, prefix, key: (...parts) => [prefix, ...parts].join(":") }
+}
+
 const redisKit: Layer.Layer<StoreKit, never, RedisClient.RedisClient> = Layer.effect(
   StoreKit,
   Effect.map(RedisClient.RedisClient, (redis) => {
     const run = <A>(command: string, f: Parameters<typeof redis.use<A>>[1]) => Effect.orDie(redis.use(command, f))
+    // Where the store keeps each key: DESIGN.md's table standalone, the trace's shard on a cluster.
+    const layout = layoutFor(redis, TraceStore.defaults.indexShards)
     return StoreKit.of({
-      name: "redis",
+      name: redis.mode,
       writeRaw: (id, fields, options) =>
         run("raw write", (c) => {
-          const tx = c.multi().hset(redis.key("trace", id), fields)
-          if (options?.ttlSeconds !== undefined) tx.expire(redis.key("trace", id), options.ttlSeconds)
-          if (options?.active !== false) tx.sadd(redis.key("traces", "active"), id)
+          const tx = c.multi().hset(layout.trace(id), fields)
+          if (options?.ttlSeconds !== undefined) tx.expire(layout.trace(id), options.ttlSeconds)
+          if (options?.active !== false) tx.sadd(layout.active(layout.shardOf(id)), id)
           return tx.exec()
         }),
       readRaw: (id) =>
-        Effect.map(run("HGETALL", (c) => c.hgetall(redis.key("trace", id))), (hash) =>
+        Effect.map(run("HGETALL", (c) => c.hgetall(layout.trace(id))), (hash) =>
           Object.keys(hash).length === 0 ? undefined : hash),
-      dropHash: (id) => Effect.asVoid(run("DEL", (c) => c.del(redis.key("trace", id)))),
+      dropHash: (id) => Effect.asVoid(run("DEL", (c) => c.del(layout.trace(id)))),
       grantLease: (name) =>
         Effect.gen(function*() {
-          const key = redis.key("lease", name)
-          const epochKey = redis.key("lease", name, "epoch")
+          // The lease store's keys: on a cluster the name is their hash tag, so MGET and MULTI stay in one slot.
+          const key = redis.key("lease", redis.tag(name))
+          const epochKey = redis.key("lease", redis.tag(name), "epoch")
           const token = `test-host:${process.pid}:${Math.random().toString(36).slice(2, 10)}`
           const epoch = yield* run("INCR", (c) => c.incr(epochKey))
           yield* run("SET", (c) => c.set(key, token))
@@ -117,3 +127,15 @@ export const redis: Layer.Layer<
   never,
   RedisTestServer.RedisTestServer
 > = Layer.mergeAll(TraceStoreRedis.layer(), redisKit).pipe(Layer.provideMerge(isolatedClient))
+
+/**
+ * A fresh store on the shared cluster client in context (its own prefix, the cluster keyspace in 16 shards), its
+ * kit and the isolated client.
+ */
+export const cluster: Layer.Layer<
+  TraceStore.TraceStore | StoreKit | RedisClient.RedisClient,
+  never,
+  RedisClient.RedisClient
+> = Layer.mergeAll(TraceStoreRedis.layer(), redisKit).pipe(
+  Layer.provideMerge(Layer.effect(RedisClient.RedisClient, Effect.map(RedisClient.RedisClient, isolate)))
+)
