@@ -151,6 +151,35 @@ describe("Redis Cluster", () => {
           expect((yield* store.sweepOrphans({ fence: staleLease("w", 3) })).orphaned).toBe(1)
         }))
 
+      it.effect("a sweep fences every shard before it walks the first: an older leader is out of all of them at once", () =>
+        Effect.gen(function*() {
+          const redis = yield* RedisClient.RedisClient
+          const store = yield* TraceStore.TraceStore
+          const layout = layoutFor(redis, 16)
+          const now = (yield* Clock.currentTimeMillis) / 1000
+          const id = nextTraceId()
+          yield* Effect.orDie(redis.use("plant", (c) =>
+            c.multi()
+              .hset(layout.trace(id), { state: "INFERRING", created_at: (now - 3600).toFixed(3) })
+              .sadd(layout.active(layout.shardOf(id)), id)
+              .exec()))
+          // While the first batch is being decided, every shard's fence already holds the sweep's epoch.
+          const seen: Array<ReadonlyArray<string | null>> = []
+          const hooks = SweepHooks.of({
+            afterRead: () =>
+              Effect.asVoid(Effect.flatMap(
+                Effect.forEach(
+                  Array.from({ length: 16 }, (_, shard) => layout.fence(shard, "all")),
+                  (key) => Effect.orDie(redis.use("GET", (c) => c.get(key)))
+                ),
+                (fences) => Effect.sync(() => seen.push(fences))
+              ))
+          })
+          yield* store.sweepOrphans({ fence: staleLease("all", 5) }).pipe(Effect.provideService(SweepHooks, hooks))
+          expect(seen.length).toBeGreaterThan(0)
+          expect(seen[0]).toEqual(Array(16).fill("5"))
+        }))
+
       it.effect("the sweep script itself refuses a lower epoch: a fence raised between the read and the write", () =>
         Effect.gen(function*() {
           const redis = yield* RedisClient.RedisClient

@@ -320,15 +320,19 @@ export const makeService = (backend: Backend, options: Options): Service => {
         }
       })
 
-    // Shard by shard (one standalone). On a cluster, before a shard is walked its fence is raised to this epoch (the
-    // lease lives in another slot, so no script can check it with the shard's keys): from then on an older leader's
-    // sweep writes nothing in that shard, and a fence above this epoch (a newer leader's) stops this sweep.
+    // Shard by shard (one standalone). On a cluster, every shard's fence is raised to this epoch before any shard is
+    // walked (the lease lives in another slot, so no script can check it with a shard's keys): from then on an older
+    // leader's sweep writes nothing in any shard, and a fence above this epoch (a newer leader's) stops this sweep.
+    if (fence !== undefined) {
+      const shards = Array.from({ length: backend.shards }, (_, shard) => shard)
+      const raised = yield* Effect.forEach(shards, (shard) => backend.raiseFence(shard, fence), {
+        concurrency: "unbounded"
+      })
+      const lost = raised.find((r) => r._tag === "lease_lost")
+      if (lost !== undefined && lost._tag === "lease_lost") return yield* leaseLost(null, lost.epoch)
+    }
     for (let shard = 0; shard < backend.shards; shard++) {
-      if (fence !== undefined) {
-        if (shard > 0 && !(yield* fence.stillHeld)) return yield* leaseLost(null, null)
-        const raised = yield* backend.raiseFence(shard, fence)
-        if (raised._tag === "lease_lost") return yield* leaseLost(null, raised.epoch)
-      }
+      if (fence !== undefined && shard > 0 && !(yield* fence.stillHeld)) return yield* leaseLost(null, null)
       const next = yield* backend.walk(shard, batchSize)
       let rows = yield* next
       while (rows !== undefined) {
