@@ -19,7 +19,6 @@ import { ExecutionSpan, ExecutionStore, Recorder, TraceIdGenerator, TraceLifecyc
 import { Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { Ingress } from "@sg/gateway"
-import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import * as ExecutionStoreRedis from "@sg/trace/ExecutionStore/Redis"
 import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
@@ -43,12 +42,9 @@ const memoryStores = Layer.merge(TraceStore.layerMemory, ExecutionStore.layerMem
 
 /** The stores in Redis, on a private `redis-server` this process starts (and stops with the layer). */
 const redisStores = Layer.merge(TraceStoreRedis.layer(), ExecutionStoreRedis.layer()).pipe(
-  Layer.provide(Layer.scoped(
-    RedisClient.RedisClient,
-    Effect.flatMap(RedisTestServer.RedisTestServer, (server) =>
-      RedisClient.make({ url: server.url, prefix: server.prefix }))
-  )),
-  Layer.provide(RedisTestServer.layerSpawned),
+  Layer.provide(
+    Layer.provideMerge(RedisTestServer.layerClient({ commandTimeout: "2 seconds" }), RedisTestServer.layerSpawned)
+  ),
   Layer.orDie
 )
 

@@ -13,11 +13,11 @@
  * The variants take turns, `SG_BENCH_ROUNDS` (3) rounds; each figure is the median of its rounds.
  * Goal: `traced` at ≥ 0.85x the requests per second of `plain`, and < 0.5 ms added at p50.
  */
-import { spawn } from "node:child_process"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
 import { layer, ManagedRuntime, url, type Variant } from "./gateway-servers.js"
 import { type Figure, median, report } from "./harness.js"
+import { runLoadScript } from "./processes.js"
 
 const seconds = Number(process.env["SG_BENCH_SECONDS"] ?? 3)
 const rounds = Number(process.env["SG_BENCH_ROUNDS"] ?? 3)
@@ -79,18 +79,7 @@ interface Round {
 }
 
 const load = (target: string): Promise<Round> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["-e", loadScript, autocannonPath, target, String(seconds), String(connections), String(probes)],
-      { stdio: ["ignore", "pipe", "inherit"] }
-    )
-    let out = ""
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()))
-    child.on("error", reject)
-    child.on("exit", (code) =>
-      code === 0 ? resolve(JSON.parse(out) as Round) : reject(new Error(`load generator exited with ${code}`)))
-  })
+  runLoadScript<Round>(loadScript, [autocannonPath, target, String(seconds), String(connections), String(probes)])
 
 export const run = async (): Promise<void> => {
   const variants: ReadonlyArray<Variant> = ["bare", "plain", "ingress", "ingress+recorder", "traced (memory)", "traced"]

@@ -5,7 +5,6 @@
  * `SG_BENCH_REQUESTS` (10,000) requests after a warm-up; the store's own CPU in the memory rows is part of it, Redis'
  * CPU is not. A diagnostic for the gateway's goal (issue 17): these writes are most of what `traced` adds to `plain`.
  */
-import { RedisClient } from "@sg/redis"
 import { RedisTestServer } from "@sg/redis/testing"
 import { CircuitBreaker } from "@sg/resilience"
 import { CurrentTrace, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
@@ -15,12 +14,9 @@ import { Effect, Layer, ManagedRuntime } from "effect"
 const requests = Number(process.env["SG_BENCH_REQUESTS"] ?? 10_000)
 
 const redisStore = TraceStoreRedis.layer().pipe(
-  Layer.provide(Layer.scoped(
-    RedisClient.RedisClient,
-    Effect.flatMap(RedisTestServer.RedisTestServer, (server) =>
-      RedisClient.make({ url: server.url, prefix: server.prefix }))
-  )),
-  Layer.provide(RedisTestServer.layerSpawned),
+  Layer.provide(
+    Layer.provideMerge(RedisTestServer.layerClient({ commandTimeout: "2 seconds" }), RedisTestServer.layerSpawned)
+  ),
   Layer.orDie
 )
 

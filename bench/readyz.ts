@@ -12,10 +12,9 @@
  */
 import { RedisTestServer } from "@sg/redis/testing"
 import { ManagedRuntime } from "effect"
+import { freePort, processCpuMicros, runLoadScript } from "./processes.js"
 import { spawn } from "node:child_process"
 import { createRequire } from "node:module"
-import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
 
 const seconds = Number(process.env["SG_BENCH_SECONDS"] ?? 5)
@@ -80,34 +79,10 @@ interface Load {
 }
 
 const load = (base: string, path: string, probePath = "-", duration = seconds): Promise<Load> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["-e", loadScript, autocannonPath, base, path, String(duration), String(connections), probePath],
-      { stdio: ["ignore", "pipe", "inherit"] }
-    )
-    let out = ""
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()))
-    child.on("error", reject)
-    child.on("exit", (code) =>
-      code === 0 ? resolve(JSON.parse(out) as Load) : reject(new Error(`load generator exited with ${code}`)))
-  })
+  runLoadScript<Load>(loadScript, [autocannonPath, base, path, String(duration), String(connections), probePath])
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const server = Net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
-/** CPU time the process has used, in milliseconds (user + system, from /proc; 10 ms ticks). */
-const cpuMs = (pid: number): number => {
-  const fields = Fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
+/** CPU time the process has used, in milliseconds. */
+const cpuMs = (pid: number): number => processCpuMicros(pid) / 1000
 
 const timed = async (url: string): Promise<{ readonly ms: number; readonly status: number }> => {
   const start = performance.now()

@@ -38,12 +38,11 @@ import { CircuitBreaker } from "@sg/resilience"
 import { ExecutionStore, Recorder, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import { Effect, Either, Layer, ManagedRuntime } from "effect"
 import { spawn } from "node:child_process"
-import * as Fs from "node:fs"
 import { createRequire } from "node:module"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { median } from "./harness.js"
+import { freePort, processCpuMicros, runLoadScript } from "./processes.js"
 
 const roundMs = Number(process.env["SG_BENCH_ROUND_MS"] ?? 1500)
 const rounds = Number(process.env["SG_BENCH_ROUNDS"] ?? 3)
@@ -326,34 +325,7 @@ interface Loaded {
 }
 
 const loadFrom = (base: string, input: string, duration: number): Promise<Loaded> =>
-  new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["-e", loadScript, autocannonPath, base, String(duration), String(connections), input],
-      { stdio: ["ignore", "pipe", "inherit"] }
-    )
-    let out = ""
-    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()))
-    child.on("error", reject)
-    child.on("exit", (code) =>
-      code === 0 ? resolve(JSON.parse(out) as Loaded) : reject(new Error(`load generator exited with ${code}`)))
-  })
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const server = Net.createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-
-/** CPU time a process has used, in µs (user + system, from /proc; 10 ms ticks). */
-const cpuMicros = (pid: number): number => {
-  const fields = Fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
-  return (Number(fields[11]) + Number(fields[12])) * 10_000
-}
+  runLoadScript<Loaded>(loadScript, [autocannonPath, base, String(duration), String(connections), input])
 
 interface GatewayRow {
   readonly store: "redis" | "memory"
@@ -387,9 +359,9 @@ const throughGateway = async (store: "redis" | "memory", redisUrl: string | unde
     const base = `http://127.0.0.1:${port}`
     for (const { input } of inputs) await loadFrom(base, input, 2)
     for (const { input, name } of inputs) {
-      const before = cpuMicros(serve.pid!)
+      const before = processCpuMicros(serve.pid!)
       const loaded = await loadFrom(base, input, seconds)
-      rows.push({ store, input: name, loaded, cpu: (cpuMicros(serve.pid!) - before) / loaded.requests, load: load() })
+      rows.push({ store, input: name, loaded, cpu: (processCpuMicros(serve.pid!) - before) / loaded.requests, load: load() })
     }
   } finally {
     serve.kill("SIGTERM")

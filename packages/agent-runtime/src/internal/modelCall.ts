@@ -179,19 +179,11 @@ const streamOf = (provider: Provider.Provider, request: Request): Effect.Effect<
     ) as Stream.Stream<Part, unknown>)
 }
 
-/** Reads a provider's stream to its end: the first output within `firstTokenTimeout`, text forwarded to `onDelta`. */
+/**
+ * Reads a provider's stream to its end: the first output within `firstTokenTimeout`, text forwarded to `onDelta`. Its
+ * state is made when called: suspend it to read afresh on each run of the effect.
+ */
 const consume = (
-  env: Env,
-  provider: Provider.Provider,
-  request: Request,
-  hooks: Hooks,
-  state: { delivered: boolean },
-  onOutput: Effect.Effect<void>
-): Effect.Effect<Omit<Answer, "provider" | "attempt">, unknown> =>
-  Effect.suspend(() => read(env, provider, request, hooks, state, onOutput))
-
-/** `consume`, its state fresh for each run of the effect. */
-const read = (
   env: Env,
   provider: Provider.Provider,
   request: Request,
@@ -342,7 +334,7 @@ const tryProvider = (
       ...(message !== undefined ? { message } : {})
     })
   const answering = report("answering")
-  const work = consume(env, provider, request, hooks, state, answering)
+  const work = Effect.suspend(() => consume(env, provider, request, hooks, state, answering))
   return RuntimeMetrics.timed(
     // An answer that takes no time cannot outlast the model timeout either (see `Provider.immediate`).
     provider.immediate === true
