@@ -12,10 +12,11 @@
  * - Lifecycle, for the requests `options.lifecycle` picks (by default the agent runs, `POST /v1/runs` and
  *   `POST /v1/chat/completions`):
  *   `TraceLifecycle.begin` (`RECEIVED`; metadata `method`, `route`, `platform` and `channel` from `x-sg-platform` /
- *   `x-sg-channel`) before the app runs, `EGRESS` once its response is ready, then `COMPLETED`, or `ERRORED` with
- *   `error` = the error code for a status of 400 and up. All of them best effort (`TraceLifecycle` swallows failures
- *   behind the `trace-store` breaker), all before the response leaves, so a client that reads the trace next finds
- *   it finished.
+ *   `x-sg-channel`) before the app runs, without waiting for it; once the response is ready, `COMPLETED`, or `ERRORED`
+ *   with `error` = the error code for a status of 400 and up (a streamed response is `EGRESS` while its body
+ *   streams; a whole one leaves in the same moment it completes, so that step is not written apart). All of them best
+ *   effort (`TraceLifecycle` swallows failures behind the `trace-store` breaker); the request waits for them (at most
+ *   the lifecycle deadline) before the response leaves, so a client that reads the trace next finds it finished.
  * - Every response carries `x-trace-id` and `traceparent` (the server span's id, flags `01` or the caller's sampled
  *   bit; never the W3C random flag), failures the app leaves to the server included.
  * - Metrics: `sg_http_requests_total` and `sg_http_request_duration_seconds`, by method, route and status.
@@ -291,14 +292,9 @@ export const make = (
                 requestDuration.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)
                 const failed = status >= 400 || streamFailure.code !== undefined
                 return lane !== undefined
-                  ? inTrace(
-                    Effect.zipRight(
-                      lifecycle.transition("EGRESS"),
-                      failed
-                        ? lifecycle.finish(lane, "ERRORED", { error: streamFailure.code ?? error() })
-                        : lifecycle.finish(lane, "COMPLETED")
-                    )
-                  )
+                  ? failed
+                    ? lifecycle.finish(lane, "ERRORED", { error: streamFailure.code ?? error() })
+                    : lifecycle.finish(lane, "COMPLETED")
                   : Effect.void
               }
               const answered = (response: HttpServerResponse.HttpServerResponse) =>
@@ -327,10 +323,14 @@ export const make = (
                     response,
                     HttpBody.stream(stream, body.contentType, body.contentLength)
                   )
+                  const egress = lane === undefined ? Effect.void : inTrace(lifecycle.transition("EGRESS"))
                   return Option.isNone(scope)
-                    ? Effect.succeed(deferred)
+                    ? Effect.as(egress, deferred)
                     : Effect.as(
-                      Scope.addFinalizer(scope.value, Effect.suspend(() => end(Exit.interrupt(FiberId.none)))),
+                      Effect.zipRight(
+                        egress,
+                        Scope.addFinalizer(scope.value, Effect.suspend(() => end(Exit.interrupt(FiberId.none))))
+                      ),
                       deferred
                     )
                 })

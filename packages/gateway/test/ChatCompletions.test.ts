@@ -64,7 +64,6 @@ layer(RunGateway.make(), { excludeTestServices: true })("OpenAI-compatible route
         expect((yield* T.writesOf(id)).map((w) => [w.op, w.state])).toEqual([
           ["create", "RECEIVED"],
           ["transition", "INFERRING"],
-          ["transition", "EGRESS"],
           ["finish", "COMPLETED"]
         ])
         const record = yield* recordOf(id)

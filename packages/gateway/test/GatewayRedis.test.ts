@@ -60,7 +60,6 @@ layer(gateway, { excludeTestServices: true, timeout: "60 seconds" })("gateway ov
         "RECEIVED",
         "annotate",
         "INFERRING",
-        "EGRESS",
         "COMPLETED"
       ])
 

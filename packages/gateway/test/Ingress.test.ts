@@ -87,7 +87,6 @@ describe("Ingress on any HttpApp", () => {
             state: "RECEIVED",
             fields: { method: "GET", route: "/traced/a", channel: "web" }
           },
-          { op: "transition", id: traced, state: "EGRESS" },
           { op: "finish", id: traced, state: "COMPLETED" }
         ])
         const failed = mintedIdOf(yield* T.raw({ path: "/traced-failure" }))

@@ -1,8 +1,9 @@
 /**
  * Best-effort lifecycle writes for the request path. Each `TraceStore` call runs behind the trace store's own
  * circuit breaker (`trace-store`, local to the process: it guards Redis itself, with a short cool-down of its own),
- * and never fails. A request waits for its writes at most `SG_LIFECYCLE_DEADLINE` (50 ms, on `Clock`) in all: a
- * slower write goes on in the background, and so do the request's writes after it. A write the store could not take (an outage, the breaker open) is queued, bounded by
+ * and never fails. `begin`, `transition` and `annotate` hand their write to the request's lane and return; `finish`
+ * waits until every write of the request has been attempted, so a trace has ended before its response leaves, but at
+ * most `SG_LIFECYCLE_DEADLINE` (50 ms, on `Clock`): a slower write goes on in the background. A write the store could not take (an outage, the breaker open) is queued, bounded by
  * `SG_LIFECYCLE_QUEUE` (10,000), and replayed in order once the store answers, so a request that answered is not left
  * in flight for the watchdog to call orphaned. A request's writes are kept in order on its lane (`begin` gives it;
  * `CurrentTrace` carries it), each under the request's token, so a write replayed after a lost reply counts once.
@@ -31,7 +32,8 @@ import { isTraceStoreFailure } from "./TraceStoreError.js"
 export interface Service {
   /**
    * Registers a request of the trace `id` (`RECEIVED` unless told otherwise): a new trace, one more request of a
-   * trace in flight, or a reopened one. Gives the request's lane: provide it in `CurrentTrace` for what follows.
+   * trace in flight, or a reopened one. Gives the request's lane at once (the write goes out on it without the request
+   * waiting): provide it in `CurrentTrace` for what follows.
    */
   readonly begin: (
     id: TraceId,
@@ -42,7 +44,10 @@ export interface Service {
   readonly transition: (state: State) => Effect.Effect<void>
   /** Adds caller fields (metadata) to the current request's trace; nothing without one or with no fields. */
   readonly annotate: (fields: Readonly<Record<string, string>>) => Effect.Effect<void>
-  /** Ends the request of `lane`; the last one of the trace in flight ends the trace. */
+  /**
+   * Ends the request of `lane`; the last one of the trace in flight ends the trace. Waits for the lane's writes, at
+   * most the deadline.
+   */
   readonly finish: (
     lane: CurrentTrace.RequestLane,
     state: TerminalState,
@@ -235,7 +240,7 @@ export const make = (
               attempt("create", l, store.create(id, state, metadata, { request: l.request }), (created) => {
                 l.opening = created.opening
               })
-          })
+          }, false)
           return lane
         }),
       transition: (state) =>
@@ -243,13 +248,13 @@ export const make = (
           lane === undefined ? Effect.void : writer.submit(lane, {
             operation: "transition",
             attempt: (l) => attempt("transition", l, store.transition(l.traceId, state, { opening: l.opening }))
-          })),
+          }, false)),
       annotate: (fields) =>
         Effect.flatMap(laneOf, (lane) =>
           lane === undefined || Object.keys(fields).length === 0 ? Effect.void : writer.submit(lane, {
             operation: "annotate",
             attempt: (l) => attempt("annotate", l, store.annotate(l.traceId, fields))
-          })),
+          }, false)),
       finish: (lane, state, fields) =>
         lane instanceof Lane
           ? writer.submit(lane, {
@@ -260,7 +265,7 @@ export const make = (
                 l,
                 store.finish(l.traceId, state, fields, { opening: l.opening, request: l.request })
               )
-          })
+          }, true)
           : Effect.void,
       stats: writer.stats
     })

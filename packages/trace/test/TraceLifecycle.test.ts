@@ -99,13 +99,36 @@ describe("TraceLifecycle", () => {
       expect((yield* StoreMode).landed).toEqual(["create RECEIVED", "transition INFERRING", "finish COMPLETED"])
     }).pipe(withLifecycle()))
 
+  it.effect("begin and transition hand their writes to the lane and return; finish waits for all of them", () =>
+    Effect.gen(function*() {
+      const lifecycle = yield* TraceLifecycle.TraceLifecycle
+      const id = nextTraceId()
+      yield* setMode("stalled")
+      const lane = yield* lifecycle.begin(id)
+      yield* lifecycle.transition("INFERRING").pipe(CurrentTrace.withTraceId(id, lane))
+      expect((yield* lifecycle.stats).pending).toBe(2)
+      // The lane's fiber takes the create to the stalled store.
+      yield* TestClock.adjust("1 millis")
+      expect((yield* lifecycle.stats).pending).toBe(2)
+      yield* setMode("ok")
+      const finishing = yield* Effect.fork(lifecycle.finish(lane, "COMPLETED"))
+      // The stalled create answers after 10 s: finish waits its deadline (50 ms) for the lane, not a write's worth each.
+      yield* TestClock.adjust("49 millis")
+      expect(finishing.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(finishing)
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* StoreMode).landed).toEqual(["create RECEIVED", "transition INFERRING", "finish COMPLETED"])
+      expect(yield* lifecycle.stats).toEqual({ pending: 0, queued: 0, running: 0 })
+    }).pipe(withLifecycle()))
+
   it.effect("a store that answers in time holds nothing back: the write has landed when the call returns", () =>
     Effect.gen(function*() {
       const store = yield* TraceStore.TraceStore
       const id = nextTraceId()
       yield* request(id)
       expect(Option.map(yield* store.get(id), (r) => r.state)).toEqual(Option.some("COMPLETED"))
-      expect(yield* (yield* TraceLifecycle.TraceLifecycle).stats).toEqual({ queued: 0, running: 0 })
+      expect(yield* (yield* TraceLifecycle.TraceLifecycle).stats).toEqual({ pending: 0, queued: 0, running: 0 })
     }).pipe(withLifecycle()))
 
   it.effect("writes the store could not take are queued and replayed in order once it answers: nothing left in flight", () =>
@@ -158,7 +181,12 @@ describe("TraceLifecycle", () => {
       const before = (yield* lost("queue_full")).count
       yield* setMode("down")
       for (let i = 0; i < 5; i++) yield* lifecycle.begin(nextTraceId())
-      expect((yield* lifecycle.stats).queued).toBe(2)
+      // `begin` returns before its write is attempted: let the lanes drain.
+      const stats = yield* lifecycle.stats.pipe(
+        Effect.zipLeft(Effect.yieldNow()),
+        Effect.repeat({ until: (s) => s.pending === 0, times: 100 })
+      )
+      expect(stats.queued).toBe(2)
       expect((yield* lost("queue_full")).count - before).toBe(3)
     }).pipe(withLifecycle({ queueCapacity: 2 })))
 

@@ -36,8 +36,12 @@ export const layer = Layer.effect(
             message: `agent "${agent}" is not one of ${agents.join(", ")}`
           })
         }
+        // The request's create goes out without the request waiting for it: it lands while the run is in flight.
         const record = request.metadata?.["observe"] === "true"
-          ? yield* Effect.orElseSucceed(store.get(traceId), () => Option.none())
+          ? yield* Effect.orElseSucceed(store.get(traceId), () => Option.none()).pipe(
+            Effect.zipLeft(Effect.yieldNow()),
+            Effect.repeat({ until: Option.isSome, times: 100 })
+          )
           : Option.none()
         seen.push({ traceId, state: Option.getOrNull(Option.map(record, (r) => r.state)) })
         yield* lifecycle.transition("INFERRING")

@@ -1,7 +1,8 @@
 /**
- * The machinery under `TraceLifecycle`: each request's writes run in order on a lane of their own, the request waits
- * for them at most a deadline (on `Clock`: once one write of a lane has missed it, the lane's later writes go on
- * without the request waiting), and a write the store could not take (an outage, or the trace store's
+ * The machinery under `TraceLifecycle`: each request's writes run in order on a lane of their own, one fiber draining
+ * the lane while it has writes pending; a request waits for the writes it asks to wait for at most a deadline (on
+ * `Clock`: once one write of a lane has missed it, the lane's later writes go on without the request waiting), and a
+ * write the store could not take (an outage, or the trace store's
  * breaker open) goes to a bounded queue that one fiber replays, in order, once the store answers again. A request's
  * writes after a queued one queue behind it, so a trace's `create`, transitions and `finish` always land in order;
  * each carries the request's token, so a write that landed although its reply was lost counts once when replayed.
@@ -10,7 +11,6 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import type { RequestLane } from "../CurrentTrace.js"
@@ -25,11 +25,22 @@ export interface Write {
   readonly attempt: (lane: Lane) => Effect.Effect<Attempt>
 }
 
+/** A write of a lane not yet attempted, and the request waiting for it (if one is). */
+interface Entry {
+  readonly write: Write
+  readonly waiter: Waiter | undefined
+  /** Attempted (landed, refused, or queued for replay). */
+  done: boolean
+  /** Its request stopped waiting at the deadline: it counts in `running` until attempted. */
+  late: boolean
+}
+
 /** One request's lane: its trace, its token, the opening its `create` got, and what of it is still pending. */
 export class Lane implements RequestLane {
   opening: number | undefined = undefined
-  /** The fiber of the lane's last submitted write: done once it has been attempted (or queued). */
-  tail: Fiber.RuntimeFiber<void> | undefined = undefined
+  /** Writes submitted and not yet attempted, in order; one fiber drains them while there are any. */
+  readonly pending: Array<Entry> = []
+  draining = false
   /** Writes of this lane waiting in the replay queue. */
   queued = 0
   /** Whether a write of this lane missed the deadline: the request has waited its share, the rest go unwaited. */
@@ -39,6 +50,8 @@ export class Lane implements RequestLane {
 
 /** What the writer holds right now. */
 export interface Stats {
+  /** Writes handed to a lane and not attempted yet. */
+  readonly pending: number
   /** Writes waiting for the store to come back. */
   readonly queued: number
   /** Writes that missed a request's deadline and are still running. */
@@ -72,9 +85,12 @@ export interface Settings {
   readonly lost: (operation: string, reason: "queue_full" | "shutdown", lane: Lane) => Effect.Effect<void>
 }
 
-/** The writer: `submit` runs a write of a lane, `flush` replays what is queued, `stats` counts. */
+/**
+ * The writer: `submit` hands a write to its lane (and, with `wait`, waits until it has been attempted, at most the
+ * deadline), `flush` replays what is queued, `stats` counts.
+ */
 export interface Writer {
-  readonly submit: (lane: Lane, write: Write) => Effect.Effect<void>
+  readonly submit: (lane: Lane, write: Write, wait: boolean) => Effect.Effect<void>
   readonly flush: (within: Duration.Duration) => Effect.Effect<void>
   readonly stats: Effect.Effect<Stats>
 }
@@ -160,29 +176,53 @@ export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Sco
     }).pipe(Effect.forever)
     yield* Effect.forkIn(Effect.interruptible(timer), scope)
 
-    const submit: Writer["submit"] = (lane, write) =>
+    // Lanes with writes not yet attempted: closing waits for them before it replays the queue.
+    let draining = 0
+    let pending = 0
+    const attempted = (entry: Entry) => {
+      entry.done = true
+      pending--
+      if (entry.late) running--
+      if (entry.waiter !== undefined) settle(entry.waiter, true)
+    }
+    // One fiber a lane while it has pending writes, rather than a fiber a write chained on the one before: a request
+    // whose create is still out when its finish comes costs one fork, and its writes leave in order.
+    const drain = (lane: Lane): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const entry = lane.pending.shift()
+        if (entry === undefined) {
+          lane.draining = false
+          draining--
+          return Effect.void
+        }
+        return Effect.zipRight(Effect.ensuring(run(lane, entry.write), Effect.sync(() => attempted(entry))), drain(lane))
+      })
+
+    const submit: Writer["submit"] = (lane, write, wait) =>
       Effect.gen(function*() {
-        const previous = lane.tail
-        const waiter: Waiter | undefined = lane.detached
+        const waiter: Waiter | undefined = !wait || lane.detached
           ? undefined
           : { at: (yield* Clock.currentTimeMillis) + deadlineMs, settled: false, inTime: false, resume: undefined }
-        const attempted = previous === undefined ? run(lane, write) : Effect.zipRight(Fiber.await(previous), run(lane, write))
-        const fiber = yield* (waiter === undefined
-          ? attempted
-          : Effect.ensuring(attempted, Effect.sync(() => settle(waiter, true)))).pipe(Effect.forkIn(scope))
-        lane.tail = fiber
-        if (waiter !== undefined) {
-          waiting.push(waiter)
-          yield* timing.open
+        const entry: Entry = { write, waiter, done: false, late: false }
+        lane.pending.push(entry)
+        pending++
+        if (!lane.draining) {
+          lane.draining = true
+          draining++
+          yield* Effect.forkIn(drain(lane), scope)
         }
+        if (waiter === undefined) return
+        waiting.push(waiter)
+        yield* timing.open
         // The timer fiber bounds the wait, so it needs no interruption: a request being interrupted (its client went
         // away, the server runs its middleware uninterruptibly) still waits its share and goes on to its next write.
-        const inTime = waiter === undefined ? false : yield* answer(waiter)
-        if (!inTime) {
+        if (!(yield* answer(waiter))) {
           lane.detached = true
           writesDeferred.unsafeUpdate(1, [])
-          running++
-          yield* Effect.forkIn(Effect.ensuring(Fiber.await(fiber), Effect.sync(() => void running--)), scope)
+          if (!entry.done) {
+            entry.late = true
+            running++
+          }
         }
       })
 
@@ -216,8 +256,9 @@ export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Sco
     const flush: Writer["flush"] = (within) =>
       Effect.gen(function*() {
         const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(within)
-        // Writes past their request's deadline either land or join the queue: wait for them first.
-        while (running > 0 && (yield* Clock.currentTimeMillis) < deadline) yield* Clock.sleep(Duration.millis(10))
+        // Writes not attempted yet (past their request's deadline, or never waited for) either land or join the queue:
+        // wait for them first.
+        while (draining > 0 && (yield* Clock.currentTimeMillis) < deadline) yield* Clock.sleep(Duration.millis(10))
         while (queue.length > 0 && (yield* Clock.currentTimeMillis) < deadline) {
           const blocked = yield* replayHead
           if (blocked) yield* Clock.sleep(settings.retry)
@@ -230,5 +271,5 @@ export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Sco
         queueDepth.unsafeUpdate(0, [])
       })
 
-    return { submit, flush, stats: Effect.sync(() => ({ queued: queue.length, running })) }
+    return { submit, flush, stats: Effect.sync(() => ({ pending, queued: queue.length, running })) }
   })
