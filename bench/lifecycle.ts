@@ -1,13 +1,13 @@
 /**
- * `pnpm bench lifecycle`: the CPU one request's lifecycle writes cost (`TraceLifecycle.begin`, a transition to
- * `EGRESS`, `finish`: what the gateway's `Ingress` writes for a traced request), over the memory store and over Redis
+ * `pnpm bench lifecycle`: the CPU one request's lifecycle writes cost (`TraceLifecycle.begin`, then `finish`: what
+ * the gateway's `Ingress` writes for a traced request with a whole answer), over the memory store and over Redis
  * (a private `redis-server`), one request at a time and 16 at once. CPU comes from `process.cpuUsage` over
  * `SG_BENCH_REQUESTS` (10,000) requests after a warm-up; the store's own CPU in the memory rows is part of it, Redis'
  * CPU is not. A diagnostic for the gateway's goal (issue 17): these writes are most of what `traced` adds to `plain`.
  */
 import { RedisTestServer } from "@sg/redis/testing"
 import { CircuitBreaker } from "@sg/resilience"
-import { CurrentTrace, TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
+import { TraceIdGenerator, TraceLifecycle, TraceStore } from "@sg/trace"
 import * as TraceStoreRedis from "@sg/trace/TraceStore/Redis"
 import { Effect, Layer, ManagedRuntime } from "effect"
 
@@ -24,7 +24,6 @@ const request = Effect.gen(function*() {
   const id = yield* (yield* TraceIdGenerator.TraceIdGenerator).next
   const lifecycle = yield* TraceLifecycle.TraceLifecycle
   const lane = yield* lifecycle.begin(id, { method: "POST", route: "/v1/runs" })
-  yield* CurrentTrace.withTraceId(id, lane)(lifecycle.transition("EGRESS"))
   yield* lifecycle.finish(lane, "COMPLETED")
 })
 
@@ -45,7 +44,10 @@ const measure = async (
 
 export const run = async (): Promise<void> => {
   const rows: Array<string> = []
-  for (const [name, store] of [["memory", TraceStore.layerMemory], ["redis", redisStore]] as const) {
+  // `SG_BENCH_STORES=memory` (or `redis`) measures one store alone, for a profile of it.
+  const stores = (process.env["SG_BENCH_STORES"] ?? "memory,redis").split(",")
+  const all = [["memory", TraceStore.layerMemory], ["redis", redisStore]] as const
+  for (const [name, store] of all.filter(([name]) => stores.includes(name))) {
     const runtime = ManagedRuntime.make(
       TraceLifecycle.layer().pipe(
         Layer.provideMerge(Layer.mergeAll(store, CircuitBreaker.layer().pipe(Layer.orDie), TraceIdGenerator.layer))
@@ -63,6 +65,6 @@ export const run = async (): Promise<void> => {
       await runtime.dispose()
     }
   }
-  console.log(`\n## lifecycle writes of one request (create, EGRESS, finish), ${requests} requests per row`)
+  console.log(`\n## lifecycle writes of one request (create, finish), ${requests} requests per row`)
   for (const row of rows) console.log(row)
 }
