@@ -267,7 +267,8 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
         return Effect.succeed(results)
       })
 
-    const scripts = new Map<string, { readonly lua: string; readonly decode: (u: unknown) => Effect.Effect<unknown, ParseResult.ParseError> }>()
+    // Replies decode synchronously (an `Either`): one effect step fewer on every script call.
+    const scripts = new Map<string, { readonly lua: string; readonly decode: (u: unknown) => Either.Either<unknown, ParseResult.ParseError> }>()
     const host = client as unknown as ScriptHost
     const evalScript = <A, I>(script: RedisScript<A, I>, keys: ReadonlyArray<string>, args: ReadonlyArray<string | number>) =>
       Effect.suspend(() => {
@@ -277,25 +278,27 @@ export const make = (options: Options): Effect.Effect<Service, never, Scope.Scop
             script.name,
             script.numberOfKeys === "variable" ? { lua: script.lua } : { numberOfKeys: script.numberOfKeys, lua: script.lua }
           )
-          entry = { lua: script.lua, decode: Schema.decodeUnknown(script.reply) }
+          entry = { lua: script.lua, decode: Schema.decodeUnknownEither(script.reply) }
           scripts.set(script.name, entry)
         } else if (entry.lua !== script.lua) {
           return Effect.dieMessage(`two different Lua scripts are both named ${script.name}`)
         }
-        const decode = entry.decode as (u: unknown) => Effect.Effect<A, ParseResult.ParseError>
+        const decode = entry.decode as (u: unknown) => Either.Either<A, ParseResult.ParseError>
         const call = script.numberOfKeys === "variable"
           ? () => host[script.name]!(keys.length, ...keys, ...args)
           : () => host[script.name]!(...keys, ...args)
-        return use(script.name, call).pipe(
-          Effect.flatMap((reply) =>
-            Effect.mapError(decode(reply), (error) =>
-              new RedisCommandError({
-                command: script.name,
-                message: `unexpected reply from script ${script.name}: ${ParseResult.TreeFormatter.formatErrorSync(error)}`,
-                cause: error
-              }))
+        return Effect.flatMap(use(script.name, call), (reply) => {
+          const decoded = decode(reply)
+          return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(
+            new RedisCommandError({
+              command: script.name,
+              message: `unexpected reply from script ${script.name}: ${
+                ParseResult.TreeFormatter.formatErrorSync(decoded.left)
+              }`,
+              cause: decoded.left
+            })
           )
-        )
+        })
       })
 
     return RedisClient.of({

@@ -198,33 +198,49 @@ export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Sco
         return Effect.zipRight(Effect.ensuring(run(lane, entry.write), Effect.sync(() => attempted(entry))), drain(lane))
       })
 
-    const submit: Writer["submit"] = (lane, write, wait) =>
-      Effect.gen(function*() {
-        const waiter: Waiter | undefined = !wait || lane.detached
-          ? undefined
-          : { at: (yield* Clock.currentTimeMillis) + deadlineMs, settled: false, inTime: false, resume: undefined }
-        const entry: Entry = { write, waiter, done: false, late: false }
-        lane.pending.push(entry)
-        pending++
-        if (!lane.draining) {
-          lane.draining = true
-          draining++
-          yield* Effect.forkIn(drain(lane), scope)
-        }
-        if (waiter === undefined) return
-        waiting.push(waiter)
-        yield* timing.open
-        // The timer fiber bounds the wait, so it needs no interruption: a request being interrupted (its client went
-        // away, the server runs its middleware uninterruptibly) still waits its share and goes on to its next write.
-        if (!(yield* answer(waiter))) {
+    const hand = (lane: Lane, entry: Entry): Effect.Effect<void> => {
+      lane.pending.push(entry)
+      pending++
+      if (lane.draining) return Effect.void
+      lane.draining = true
+      draining++
+      return Effect.asVoid(Effect.forkIn(drain(lane), scope))
+    }
+
+    // The timer fiber bounds the wait, so it needs no interruption: a request being interrupted (its client went away,
+    // the server runs its middleware uninterruptibly) still waits its share and goes on to its next write.
+    const waitFor = (lane: Lane, entry: Entry, waiter: Waiter): Effect.Effect<void> => {
+      waiting.push(waiter)
+      return Effect.zipRight(
+        timing.open,
+        Effect.flatMap(answer(waiter), (inTime) => {
+          if (inTime) return Effect.void
           lane.detached = true
           writesDeferred.unsafeUpdate(1, [])
           if (!entry.done) {
             entry.late = true
             running++
           }
-        }
-      })
+          return Effect.void
+        })
+      )
+    }
+
+    const submit: Writer["submit"] = (lane, write, wait) =>
+      Effect.suspend(() =>
+        !wait || lane.detached
+          ? hand(lane, { write, waiter: undefined, done: false, late: false })
+          : Effect.clockWith((clock) => {
+            const waiter: Waiter = {
+              at: clock.unsafeCurrentTimeMillis() + deadlineMs,
+              settled: false,
+              inTime: false,
+              resume: undefined
+            }
+            const entry: Entry = { write, waiter, done: false, late: false }
+            return Effect.zipRight(hand(lane, entry), waitFor(lane, entry, waiter))
+          })
+      )
 
     // The replayer: the head of the queue until it lands (or is refused), then the next; an outage waits and retries.
     const replayHead = replaying.withPermits(1)(Effect.suspend(() => {
