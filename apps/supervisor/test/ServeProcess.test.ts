@@ -83,8 +83,18 @@ layer(served, { excludeTestServices: true, timeout: "60 seconds" })("sg serve as
       })
 
       yield* waitUntil("MONITOR to see COMPLETED", Effect.sync(() => statesOf(id).includes("COMPLETED")), "5 seconds")
-      expect(statesOf(id)).toEqual(["RECEIVED", "INFERRING", "EGRESS", "COMPLETED"])
+      // A whole answer completes as it leaves: no EGRESS apart (a streamed one is EGRESS while it streams).
+      expect(statesOf(id)).toEqual(["RECEIVED", "INFERRING", "COMPLETED"])
       expect(yield* hashOf(id)).toMatchObject({ state: "COMPLETED", method: "POST", route: "/v1/runs" })
+      const streamed = yield* Http.postRun(port, { input: "hello", stream: true })
+      expect(streamed.status).toBe(200)
+      const streamedId = String(streamed.headers["x-trace-id"])
+      yield* waitUntil(
+        "MONITOR to see the streamed run COMPLETED",
+        Effect.sync(() => statesOf(streamedId).includes("COMPLETED")),
+        "5 seconds"
+      )
+      expect(statesOf(streamedId)).toEqual(["RECEIVED", "INFERRING", "EGRESS", "COMPLETED"])
       const ttl = yield* command("TTL", (c) => c.ttl(`sg:trace:${id}`))
       expect(ttl).toBeGreaterThanOrEqual(3590)
       expect(ttl).toBeLessThanOrEqual(3600)
