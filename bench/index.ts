@@ -13,7 +13,8 @@ const suites: Record<string, () => Promise<{ readonly run: () => Promise<void> }
   readyz: () => import("./readyz.js"),
   peer: () => import("./peer.js"),
   runtime: () => import("./runtime.js"),
-  cluster: () => import("./cluster.js")
+  cluster: () => import("./cluster.js"),
+  scaling: () => import("./scaling.js")
 }
 
 const wanted = process.argv.slice(2)
