@@ -94,6 +94,16 @@ export const run = async (): Promise<void> => {
         }
       ], concurrency * perWorker)
       report(`TraceStore.create, concurrency ${concurrency} (goal: >= 0.8x the raw MULTI)`, figures, raw.name)
+      const [rawOps, promiseOps, clientOps, storeOps] = figures.map((f) => f.opsPerSec) as [number, number, number, number]
+      const overhead = 1 - clientOps / promiseOps
+      console.log(
+        `goals at concurrency ${concurrency}: TraceStore.create ${(storeOps / rawOps).toFixed(2)}x the raw MULTI ` +
+          `(≥ 0.8x: ${storeOps >= 0.8 * rawOps ? "met" : "MISSED"}); RedisClient.multi ${
+            Math.abs(overhead * 100).toFixed(1)
+          } % ${overhead >= 0 ? "slower" : "faster"} than Effect.promise(MULTI) (≤ 5 % slower: ${
+            overhead <= 0.05 ? "met" : "MISSED"
+          })`
+      )
     }
     console.log(`(private redis-server at ${redis.target}; ${await client.scard(active)} traces created)`)
   } finally {
