@@ -190,6 +190,33 @@ describe("TraceLifecycle", () => {
       expect((yield* lost("queue_full")).count - before).toBe(3)
     }).pipe(withLifecycle({ queueCapacity: 2 })))
 
+  it.effect("closing the scope with writes still on their lanes: they join the queue and the flush lands them", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        TraceLifecycle.layer({ flushTimeout: "3 seconds" }).pipe(Layer.provideMerge(Layer.merge(switchable, breakers))),
+        scope
+      )
+      const control = Context.get(context, StoreMode)
+      const lifecycle = Context.get(context, TraceLifecycle.TraceLifecycle)
+      const id = nextTraceId()
+      control.mode = "stalled"
+      const lane = yield* lifecycle.begin(id)
+      yield* lifecycle.transition("INFERRING").pipe(CurrentTrace.withTraceId(id, lane))
+      // The create is out to the stalled store, the transition waits behind it on the lane.
+      yield* TestClock.adjust("1 millis")
+      expect((yield* lifecycle.stats).pending).toBe(2)
+      const before = (yield* lost("shutdown")).count
+      control.mode = "ok"
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* TestClock.adjust("3 seconds")
+      yield* Fiber.join(closing)
+      const record = Option.getOrThrow(yield* Context.get(context, TraceStore.TraceStore).get(id))
+      expect(record.state).toBe("INFERRING")
+      expect(control.landed).toEqual(["create RECEIVED", "transition INFERRING"])
+      expect((yield* lost("shutdown")).count).toBe(before)
+    }))
+
   it.effect("closing the scope replays what is queued, and counts what it could not", () =>
     Effect.gen(function*() {
       const run = (recoverAfter: "500 millis" | "never") =>

@@ -185,17 +185,37 @@ export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Sco
       if (entry.late) running--
       if (entry.waiter !== undefined) settle(entry.waiter, true)
     }
+    // A lane's fiber interrupted (its scope closing before the flush runs): the write it was on and those after it go
+    // to the replay queue, in order, for the flush to land; each carries its request's token, so one that had landed
+    // counts once.
+    const park = (lane: Lane): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const left = lane.pending.splice(0)
+        lane.draining = false
+        draining--
+        return Effect.forEach(left, (entry) =>
+          Effect.zipRight(
+            enqueue(lane, entry.write),
+            Effect.sync(() => attempted(entry))
+          ), { discard: true })
+      })
     // One fiber a lane while it has pending writes, rather than a fiber a write chained on the one before: a request
     // whose create is still out when its finish comes costs one fork, and its writes leave in order.
     const drain = (lane: Lane): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const entry = lane.pending.shift()
+        const entry = lane.pending[0]
         if (entry === undefined) {
           lane.draining = false
           draining--
           return Effect.void
         }
-        return Effect.zipRight(Effect.ensuring(run(lane, entry.write), Effect.sync(() => attempted(entry))), drain(lane))
+        return Effect.zipRight(
+          Effect.tap(run(lane, entry.write), () => {
+            lane.pending.shift()
+            attempted(entry)
+          }),
+          drain(lane)
+        )
       })
 
     const hand = (lane: Lane, entry: Entry): Effect.Effect<void> => {
@@ -204,7 +224,9 @@ export const make = (settings: Settings): Effect.Effect<Writer, never, Scope.Sco
       if (lane.draining) return Effect.void
       lane.draining = true
       draining++
-      return Effect.asVoid(Effect.forkIn(drain(lane), scope))
+      return Effect.asVoid(
+        Effect.forkIn(Effect.onInterrupt(drain(lane), () => lane.draining ? park(lane) : Effect.void), scope)
+      )
     }
 
     // The timer fiber bounds the wait, so it needs no interruption: a request being interrupted (its client went away,
